@@ -1,0 +1,37 @@
+"""Choose the backbone's weight dtype: bf16 where the hardware multiplies bf16 natively."""
+
+from __future__ import annotations
+
+from functools import lru_cache
+from pathlib import Path
+
+import torch
+
+DTYPES = {"float32": torch.float32, "fp32": torch.float32, "bfloat16": torch.bfloat16,
+          "bf16": torch.bfloat16, "float16": torch.float16, "fp16": torch.float16}
+
+
+@lru_cache(maxsize=1)
+def cpu_has_bf16() -> bool:
+    try:
+        flags = Path("/proc/cpuinfo").read_text()
+    except OSError:
+        return False
+    return any(f in flags.split() for f in ("avx512_bf16", "amx_bf16"))
+
+
+def default_device() -> torch.device:
+    return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+
+
+def resolve_dtype(name: str, device: torch.device) -> torch.dtype:
+    """`auto` -> bf16 on CUDA with bf16 support or on CPUs with AVX512-BF16/AMX, else fp32."""
+    if name != "auto":
+        if name not in DTYPES:
+            from tasktune import TasktuneError
+
+            raise TasktuneError(f"unknown dtype '{name}': use auto, {', '.join(sorted(DTYPES))}")
+        return DTYPES[name]
+    if device.type == "cuda":
+        return torch.bfloat16 if torch.cuda.is_bf16_supported() else torch.float32
+    return torch.bfloat16 if cpu_has_bf16() else torch.float32

@@ -1,0 +1,65 @@
+"""Convert a GGUF checkpoint once into a safetensors folder under the user cache dir.
+
+transformers dequantises GGUF on every load (about 25 s for SmolLM2-135M) and refuses
+`save_pretrained` on a GGUF-loaded model, so we write config, tokenizer and a
+safetensors state dict ourselves, atomically (temporary folder + rename).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import shutil
+import tempfile
+from pathlib import Path
+
+import platformdirs
+import torch
+from safetensors.torch import save_file
+
+
+def cache_root() -> Path:
+    env = os.environ.get("TASKTUNE_CACHE")
+    return Path(env) if env else Path(platformdirs.user_cache_dir("tasktune"))
+
+
+def _file_key(path: Path) -> str:
+    stat = path.stat()
+    token = f"{path.resolve()}:{stat.st_size}:{int(stat.st_mtime)}"
+    return hashlib.sha256(token.encode()).hexdigest()[:12]
+
+
+def cached_gguf_dir(name: str, gguf_path: Path) -> Path:
+    """Return a folder loadable by `from_pretrained`, converting the GGUF file on first use."""
+    target = cache_root() / "models" / f"{name}-{_file_key(gguf_path)}"
+    if (target / "model.safetensors").is_file():
+        return target
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    folder, fname = str(gguf_path.parent), gguf_path.name
+    tokenizer = AutoTokenizer.from_pretrained(folder, gguf_file=fname)
+    model = AutoModelForCausalLM.from_pretrained(folder, gguf_file=fname, dtype=torch.float32)
+    target.parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(prefix=f".{target.name}-", dir=target.parent))
+    try:
+        config = model.config
+        if hasattr(config, "quantization_config"):
+            del config.quantization_config
+        config.save_pretrained(tmp)
+        tokenizer.save_pretrained(tmp)
+        state = {}
+        seen: set[int] = set()
+        for key, tensor in model.state_dict().items():
+            if tensor.data_ptr() in seen:  # tied weights (lm_head = embeddings) are stored once
+                continue
+            seen.add(tensor.data_ptr())
+            state[key] = tensor.contiguous()
+        save_file(state, str(tmp / "model.safetensors"), metadata={"format": "pt", "source": fname})
+        try:
+            os.replace(tmp, target)
+        except OSError:  # another process won the race: keep theirs
+            shutil.rmtree(tmp, ignore_errors=True)
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+    return target

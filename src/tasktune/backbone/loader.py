@@ -1,0 +1,118 @@
+"""Load a frozen backbone by alias, hub id or local folder."""
+
+from __future__ import annotations
+
+import hashlib
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import torch
+from torch import nn
+
+from tasktune import TasktuneError
+from tasktune.backbone.aliases import ALIASES, resolve_alias
+from tasktune.backbone.dtype import default_device, resolve_dtype
+from tasktune.backbone.family import FAMILIES, auto_class, detect_family
+
+
+@dataclass
+class Backbone:
+    """A frozen language model with its tokenizer and what we know about it."""
+
+    model: nn.Module
+    tokenizer: object
+    name: str
+    family: str
+    fingerprint: str = field(default="")
+
+    def __post_init__(self):
+        if self.family not in FAMILIES:
+            raise TasktuneError(f"unknown model family '{self.family}'")
+        freeze(self.model)
+        tok = self.tokenizer
+        if tok.pad_token_id is None:
+            tok.pad_token = tok.eos_token if tok.eos_token is not None else tok.unk_token
+        if not self.fingerprint:
+            self.fingerprint = weight_fingerprint(self.model)
+
+    @property
+    def device(self) -> torch.device:
+        return self.embeddings.weight.device
+
+    @property
+    def dtype(self) -> torch.dtype:
+        return self.embeddings.weight.dtype
+
+    @property
+    def embeddings(self) -> nn.Embedding:
+        return self.model.get_input_embeddings()
+
+    @property
+    def hidden_size(self) -> int:
+        return self.embeddings.weight.shape[1]
+
+    @property
+    def config(self):
+        return self.model.config
+
+    def embed(self, ids: torch.Tensor) -> torch.Tensor:
+        """Input embeddings as the model computes them (T5/BART scale inside, so this is exact)."""
+        return self.embeddings(ids)
+
+
+def freeze(model: nn.Module) -> None:
+    model.requires_grad_(False)
+    model.eval()
+
+
+def weight_fingerprint(model: nn.Module) -> str:
+    """A short hash of the architecture and the input embedding matrix, independent of dtype."""
+    emb = model.get_input_embeddings().weight.detach()
+    h = hashlib.sha256()
+    cfg = model.config
+    h.update(f"{cfg.model_type}:{tuple(emb.shape)}:{getattr(cfg, 'num_hidden_layers', '')}".encode())
+    h.update(emb.to(device="cpu", dtype=torch.bfloat16).view(torch.int16).numpy().tobytes())
+    return h.hexdigest()[:16]
+
+
+def _resolve_source(name: str) -> str:
+    if name in ALIASES:
+        from tasktune.backbone.gguf_cache import cached_gguf_dir
+
+        _, gguf = resolve_alias(name)
+        return str(cached_gguf_dir(name, gguf))
+    return name
+
+
+def load_backbone(
+    name: str,
+    dtype: str = "auto",
+    device: str | None = None,
+    family: str | None = None,
+    trust_remote_code: bool = False,
+) -> Backbone:
+    """Load `name` (alias, local folder or hub id), frozen, weights in the chosen dtype.
+
+    Weights load from safetensors only (never pickle); remote code runs only if asked for.
+    """
+    from transformers import AutoConfig, AutoTokenizer
+
+    source = _resolve_source(name)
+    if name not in ALIASES and not Path(name).exists() and name.count("/") > 1:
+        raise TasktuneError(f"model '{name}' is neither an alias ({', '.join(ALIASES)}), a folder nor a hub id")
+    dev = torch.device(device) if device else default_device()
+    torch_dtype = resolve_dtype(dtype, dev)
+    try:
+        config = AutoConfig.from_pretrained(source, trust_remote_code=trust_remote_code)
+    except OSError as e:
+        raise TasktuneError(f"cannot load model '{name}': {str(e).splitlines()[0]}") from None
+    fam = family or detect_family(config)
+    try:
+        model = auto_class(fam).from_pretrained(
+            source, config=config, dtype=torch_dtype, use_safetensors=True, trust_remote_code=trust_remote_code
+        )
+        tokenizer = AutoTokenizer.from_pretrained(source, trust_remote_code=trust_remote_code)
+    except (OSError, ValueError) as e:
+        raise TasktuneError(f"cannot load model '{name}': {str(e).splitlines()[0]}") from None
+    model.to(dev)
+    return Backbone(model=model, tokenizer=tokenizer, name=name, family=fam)

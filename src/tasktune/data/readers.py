@@ -1,0 +1,85 @@
+"""Read labelled examples from JSONL, CSV or TSV, with field renaming and precise errors."""
+
+from __future__ import annotations
+
+import csv
+import json
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from tasktune import TasktuneError
+
+SUFFIXES = (".jsonl", ".json", ".csv", ".tsv")
+
+
+@dataclass
+class Example:
+    fields: dict[str, str]
+    label: str | None = None
+    where: str = ""  # "file:line", for error messages
+    extra: dict = field(default_factory=dict)
+
+
+def _rows(path: Path):
+    """Yield (line number, dict) for every data row of the file."""
+    suffix = path.suffix.lower()
+    with path.open(encoding="utf-8", newline="") as f:
+        if suffix in (".jsonl", ".json"):
+            for lineno, line in enumerate(f, 1):
+                if not line.strip():
+                    continue
+                try:
+                    row = json.loads(line)
+                except json.JSONDecodeError as e:
+                    raise TasktuneError(f"{path}:{lineno}: malformed JSON ({e.msg})") from None
+                if not isinstance(row, dict):
+                    raise TasktuneError(f"{path}:{lineno}: expected a JSON object, got {type(row).__name__}")
+                yield lineno, row
+        elif suffix in (".csv", ".tsv"):
+            reader = csv.DictReader(f, delimiter="\t" if suffix == ".tsv" else ",")
+            for row in reader:
+                if None in row:
+                    raise TasktuneError(f"{path}:{reader.line_num}: more cells than header columns")
+                yield reader.line_num, row
+        else:
+            raise TasktuneError(f"{path}: unsupported file type '{suffix}' (use .jsonl, .csv or .tsv)")
+
+
+def read_examples(
+    path: str | Path,
+    fields: list[str] | None = None,
+    field_map: dict[str, str] | None = None,
+    label_field: str = "label",
+    require_label: bool = False,
+) -> list[Example]:
+    """Read a file into Examples.
+
+    `field_map` renames source columns to template fields ({"sentence": "text"}). `fields` lists
+    the template fields every row must have (non-empty).
+    """
+    path = Path(path)
+    if not path.is_file():
+        raise TasktuneError(f"{path}: no such data file")
+    field_map = field_map or {}
+    out: list[Example] = []
+    for lineno, row in _rows(path):
+        where = f"{path}:{lineno}"
+        values = {field_map.get(k, k): v for k, v in row.items()}
+        label = values.pop(label_field, None)
+        if label is not None and not isinstance(label, str):
+            label = str(label)
+        if require_label and (label is None or label == ""):
+            raise TasktuneError(f"{where}: missing label field '{label_field}'")
+        flat = {}
+        for k, v in values.items():
+            if isinstance(v, (str, int, float)) and not isinstance(v, bool):
+                flat[k] = str(v)
+        for name in fields or []:
+            if name not in values:
+                raise TasktuneError(f"{where}: missing field '{name}' (row has {sorted(values)})")
+            if not isinstance(values[name], str) or not values[name].strip():
+                raise TasktuneError(f"{where}: field '{name}' is empty or not text")
+        out.append(Example(flat, label or None, where, {k: v for k, v in values.items() if k not in flat}))
+    if not out:
+        raise TasktuneError(f"{path}: no rows")
+    return out

@@ -1,0 +1,55 @@
+"""Rows -> padded tensors. Right padding; positions to read are explicit, so no left-padding tricks."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+
+from tasktune.engine.encoding import Row
+
+
+@dataclass
+class Batch:
+    ids: torch.Tensor  # [R, T] token ids (soft slots hold 0)
+    soft: torch.Tensor  # [R, T] virtual-token index, -1 for real tokens
+    mask: torch.Tensor  # [R, T] attention mask
+    score_pos: torch.Tensor  # [R, P] positions whose logits are read
+    score_mask: torch.Tensor  # [R, P]
+    targets: torch.Tensor  # [R, P] target token at each read position (multi-token scoring)
+    decoder_ids: torch.Tensor | None = None  # [R, D] seq2seq decoder inputs
+    decoder_mask: torch.Tensor | None = None
+    real_tokens: int = 0
+    task_ids: torch.Tensor | None = None  # [R] which task module each row belongs to (mixed batches)
+
+    def to(self, device) -> Batch:
+        moved = {k: (v.to(device) if isinstance(v, torch.Tensor) else v) for k, v in self.__dict__.items()}
+        return Batch(**moved)
+
+    def __len__(self) -> int:
+        return self.ids.shape[0]
+
+
+def _pad(seqs: list[list[int]], value: int) -> torch.Tensor:
+    width = max(len(s) for s in seqs)
+    out = torch.full((len(seqs), width), value, dtype=torch.long)
+    for i, s in enumerate(seqs):
+        out[i, : len(s)] = torch.tensor(s, dtype=torch.long)
+    return out
+
+
+def collate(rows: list[Row], pad_id: int, task_ids: list[int] | None = None) -> Batch:
+    ids = _pad([r.ids for r in rows], pad_id)
+    soft = _pad([r.soft for r in rows], -1)
+    mask = _pad([[1] * len(r.ids) for r in rows], 0)
+    pos = _pad([r.score_pos or [0] for r in rows], 0)
+    smask = _pad([[1] * len(r.score_pos) for r in rows], 0)
+    targets = _pad([r.targets or [0] for r in rows], 0)
+    if targets.shape[1] < pos.shape[1]:
+        targets = torch.nn.functional.pad(targets, (0, pos.shape[1] - targets.shape[1]))
+    dec = dmask = None
+    if rows[0].decoder_ids is not None:
+        dec = _pad([r.decoder_ids for r in rows], pad_id)
+        dmask = _pad([[1] * len(r.decoder_ids) for r in rows], 0)
+    tids = torch.tensor(task_ids, dtype=torch.long) if task_ids is not None else None
+    return Batch(ids, soft, mask, pos, smask, targets, dec, dmask, sum(r.real_tokens for r in rows), tids)

@@ -1,0 +1,58 @@
+"""The one forward path: method inputs -> frozen backbone -> log-probs at the read positions only.
+
+The LM head never runs over every position: causal and (most) masked models take
+`logits_to_keep` as a [rows, positions] tensor; a masked LM without it runs its encoder and
+applies the head to the gathered positions; seq2seq reads the (short) decoder.
+"""
+
+from __future__ import annotations
+
+import inspect
+from functools import lru_cache
+
+import torch
+
+from tasktune.engine.batch import Batch
+
+
+@lru_cache(maxsize=32)
+def _accepts_logits_to_keep(cls) -> bool:
+    return "logits_to_keep" in inspect.signature(cls.forward).parameters
+
+
+def _split_head(model):
+    """(encoder, head) for a masked LM whose forward has no logits_to_keep; None if unknown."""
+    base = model.base_model
+    heads = [m for _, m in model.named_children() if m is not base]
+    return (base, heads[0]) if len(heads) == 1 else None
+
+
+def answer_logits(backbone, inputs: dict, batch: Batch) -> torch.Tensor:
+    """Logits [R, P, V] at `batch.score_pos` (positions relative to the real tokens)."""
+    model, family = backbone.model, backbone.family
+    pos = batch.score_pos
+    if family == "seq2seq":
+        out = model(**inputs, decoder_input_ids=batch.decoder_ids, decoder_attention_mask=batch.decoder_mask,
+                    use_cache=False)
+        return torch.take_along_dim(out.logits, pos[..., None], dim=1)
+    if _accepts_logits_to_keep(type(model)):
+        return model(**inputs, logits_to_keep=pos, use_cache=False).logits
+    split = _split_head(model)
+    if split is not None:
+        base, head = split
+        hidden = base(**inputs).last_hidden_state
+        return head(torch.take_along_dim(hidden, pos[..., None], dim=1))
+    logits = model(**inputs).logits
+    return torch.take_along_dim(logits, pos[..., None], dim=1)
+
+
+def score_logprobs(backbone, inputs: dict, batch: Batch) -> torch.Tensor:
+    """log-softmax over the vocabulary, in fp32, at the read positions: [R, P, V]."""
+    return torch.log_softmax(answer_logits(backbone, inputs, batch).float(), dim=-1)
+
+
+def sequence_scores(logp: torch.Tensor, batch: Batch, length_norm: bool = False) -> torch.Tensor:
+    """Sum (or mean) of the target tokens' log-probs per row: [R]."""
+    tok = logp.gather(-1, batch.targets[..., None]).squeeze(-1) * batch.score_mask
+    total = tok.sum(-1)
+    return total / batch.score_mask.sum(-1).clamp(min=1) if length_norm else total

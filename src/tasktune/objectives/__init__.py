@@ -1,0 +1,3 @@
+from tasktune.objectives.classification import ClassificationObjective
+
+__all__ = ["ClassificationObjective"]

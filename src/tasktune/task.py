@@ -1,0 +1,107 @@
+"""A Task: one task module on a backbone, with its template, verbalizer and objective.
+
+Training, evaluation, prediction, the CLI and the server all go through this object.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import time
+
+import torch
+
+from tasktune import TasktuneError
+from tasktune.data.readers import Example
+from tasktune.engine.batch import Batch
+from tasktune.engine.encoding import TemplateEncoder
+from tasktune.methods import METHODS, TaskModule
+from tasktune.objectives import ClassificationObjective
+from tasktune.templates import Template, Verbalizer
+
+
+class Task:
+    def __init__(self, backbone, module: TaskModule, template: Template, verbalizer: Verbalizer,
+                 max_length: int = 256):
+        self.backbone, self.module, self.template, self.verbalizer = backbone, module, template, verbalizer
+        self.max_length = max_length
+        self.encoder = TemplateEncoder.for_backbone(backbone, template, verbalizer, max_length)
+        self.objective = ClassificationObjective(self.encoder)
+        self.module.to(backbone.device)
+
+    @property
+    def method(self) -> str:
+        return self.module.name
+
+    @property
+    def pad_id(self) -> int:
+        return self.backbone.tokenizer.pad_token_id
+
+    def batch(self, examples: list[Example]) -> tuple[Batch, torch.Tensor]:
+        batch, labels = self.objective.make_batch(examples, self.pad_id)
+        return batch.to(self.backbone.device), labels
+
+    def scores(self, batch: Batch, module=None) -> torch.Tensor:
+        """[B, C] label scores; `module` may be a wrapped (DDP) copy of self.module."""
+        inputs = (module or self.module)(self.backbone, batch)
+        return self.objective.scores(self.backbone, inputs, batch)
+
+    @torch.inference_mode()
+    def predict_scores(self, examples: list[Example], batch_size: int = 32) -> torch.Tensor:
+        """[N, C] log-likelihood scores, in input order; batches are length-sorted."""
+        order = sorted(range(len(examples)), key=lambda i: len(examples[i].fields.get("text", "")))
+        lengths = {i: self.objective.example_length(examples[i]) for i in order}
+        order.sort(key=lambda i: lengths[i])
+        out = torch.empty(len(examples), len(self.verbalizer.labels))
+        self.module.eval()
+        for start in range(0, len(order), batch_size):
+            idx = order[start : start + batch_size]
+            batch, _ = self.batch([examples[i] for i in idx])
+            out[idx] = self.scores(batch).float().cpu()
+        return out
+
+    def evaluate(self, examples: list[Example], batch_size: int = 32) -> dict:
+        labeled = [ex for ex in examples if ex.label is not None]
+        if not labeled:
+            raise TasktuneError("evaluation data has no labels")
+        for ex in labeled:
+            self.verbalizer.index(ex.label, ex.where)
+        t0 = time.perf_counter()
+        scores = self.predict_scores(labeled, batch_size)
+        elapsed = time.perf_counter() - t0
+        gold = torch.tensor([self.verbalizer.index(ex.label) for ex in labeled])
+        pred = scores.argmax(-1)
+        acc = (pred == gold).float().mean().item()
+        per_label = {lab: int((pred == i).sum()) for i, lab in enumerate(self.verbalizer.labels)}
+        majority = max((gold == i).float().mean().item() for i in range(len(self.verbalizer.labels)))
+        return {"accuracy": acc, "n": len(labeled), "examples_per_second": len(labeled) / max(elapsed, 1e-9),
+                "seconds": elapsed, "majority_baseline": majority, "predicted_counts": per_label}
+
+    def predict(self, examples: list[Example], batch_size: int = 32) -> list[dict]:
+        scores = self.predict_scores(examples, batch_size)
+        probs = torch.softmax(scores, -1)
+        best = probs.argmax(-1)
+        return [{"label": self.verbalizer.labels[int(b)], "score": float(p[b]),
+                 "scores": {lab: float(x) for lab, x in zip(self.verbalizer.labels, p, strict=True)}}
+                for b, p in zip(best, probs, strict=True)]
+
+    def spec(self) -> dict:
+        """What an artifact needs to rebuild this task (weights aside)."""
+        return {"method": self.method, "method_config": dataclasses.asdict(self.module.config),
+                "template": self.template.source, "verbalizer": self.verbalizer.to_dict(),
+                "labels": list(self.verbalizer.labels), "max_length": self.max_length,
+                "family": self.backbone.family}
+
+
+def build_task(backbone, method: str, method_config, template: str, labels: list[str],
+               verbalizer: str | dict | None = None, max_length: int = 256, seed: int = 0) -> Task:
+    if method not in METHODS:
+        raise TasktuneError(f"unknown method '{method}': choose from {', '.join(METHODS)}")
+    cls = METHODS[method]
+    tmpl = Template.parse(template)
+    if not tmpl.has_answer:
+        tmpl = Template.parse(template + "{answer}")
+    tmpl = tmpl.with_prefix_soft(cls.prefix_soft_length(method_config)) if cls.uses_soft else tmpl.without_soft()
+    verb = Verbalizer.from_spec(verbalizer, labels)
+    encoder_probe = TemplateEncoder.for_backbone(backbone, tmpl, verb, max_length)
+    module = cls.build(method_config, backbone, tmpl.n_soft, encoder_probe.label_ids, seed)
+    return Task(backbone, module, tmpl, verb, max_length)
