@@ -51,27 +51,32 @@ def tiny_tokenizer(family: str = "causal") -> PreTrainedTokenizerFast:
 V = len(SPECIAL) + len(WORDS)
 
 
+# a wider init than the default 0.02, so a 2-layer random model's output depends on its input
+INIT = 0.2
+
+
 def tiny_model(kind: str):
     torch.manual_seed(0)
     if kind == "gpt2":
-        return GPT2LMHeadModel(GPT2Config(n_layer=2, n_head=2, n_embd=32, vocab_size=V, n_positions=128)), "causal"
+        return GPT2LMHeadModel(GPT2Config(n_layer=2, n_head=2, n_embd=32, vocab_size=V, n_positions=128,
+                                          initializer_range=INIT, bos_token_id=5, eos_token_id=6)), "causal"
     if kind == "llama":
         cfg = LlamaConfig(hidden_size=32, intermediate_size=64, num_hidden_layers=2, num_attention_heads=4,
-                          num_key_value_heads=2, vocab_size=V, max_position_embeddings=128)
+                          num_key_value_heads=2, vocab_size=V, max_position_embeddings=128, initializer_range=INIT)
         return LlamaForCausalLM(cfg), "causal"
     if kind == "bert":
         cfg = BertConfig(hidden_size=32, num_hidden_layers=2, num_attention_heads=2, intermediate_size=64,
-                         vocab_size=V, max_position_embeddings=128)
+                         vocab_size=V, max_position_embeddings=128, initializer_range=INIT)
         return BertForMaskedLM(cfg), "masked"
     if kind == "t5":
         cfg = T5Config(d_model=32, d_ff=64, num_layers=2, num_heads=2, d_kv=16, vocab_size=V,
-                       decoder_start_token_id=0, pad_token_id=0, eos_token_id=6)
+                       decoder_start_token_id=0, pad_token_id=0, eos_token_id=6, initializer_factor=INIT / 0.02)
         return T5ForConditionalGeneration(cfg), "seq2seq"
     if kind == "bart":
         cfg = BartConfig(d_model=32, encoder_layers=2, decoder_layers=2, encoder_attention_heads=2,
                          decoder_attention_heads=2, encoder_ffn_dim=64, decoder_ffn_dim=64, vocab_size=V,
                          max_position_embeddings=128, pad_token_id=0, bos_token_id=5, eos_token_id=6,
-                         decoder_start_token_id=6, forced_eos_token_id=None)
+                         decoder_start_token_id=6, forced_eos_token_id=None, init_std=INIT)
         return BartForConditionalGeneration(cfg), "seq2seq"
     raise ValueError(kind)
 

@@ -9,7 +9,7 @@ import torch.nn.functional as F
 
 from tasktune.data.readers import Example
 from tasktune.engine.batch import Batch, collate
-from tasktune.engine.encoding import TemplateEncoder
+from tasktune.engine.encoding import Row, TemplateEncoder
 from tasktune.engine.forward import score_logprobs, sequence_scores
 
 
@@ -29,12 +29,17 @@ class ClassificationObjective:
     def example_length(self, ex: Example) -> int:
         return len(self.encoder.render(ex)[0])
 
+    def encode(self, ex: Example) -> tuple[list[Row], int]:
+        """The rows of one example and its label index (-100 when unlabelled)."""
+        label = self.encoder.verbalizer.index(ex.label, ex.where) if ex.label is not None else -100
+        return self.encoder.classification_rows(ex), label
+
+    def collate(self, encoded: list[tuple[list[Row], int]], pad_id: int) -> tuple[Batch, torch.Tensor]:
+        rows = [r for ex_rows, _ in encoded for r in ex_rows]
+        return collate(rows, pad_id), torch.tensor([label for _, label in encoded])
+
     def make_batch(self, examples: list[Example], pad_id: int) -> tuple[Batch, torch.Tensor]:
-        rows = [r for ex in examples for r in self.encoder.classification_rows(ex)]
-        labels = torch.tensor(
-            [self.encoder.verbalizer.index(ex.label, ex.where) if ex.label is not None else -100 for ex in examples]
-        )
-        return collate(rows, pad_id), labels
+        return self.collate([self.encode(ex) for ex in examples], pad_id)
 
     def scores(self, backbone, inputs: dict, batch: Batch) -> torch.Tensor:
         """[B, C] log-likelihood of each label."""

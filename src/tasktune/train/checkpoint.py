@@ -1,0 +1,58 @@
+"""Resumable training state, without pickle: tensors in safetensors, the rest in JSON.
+
+Written atomically into OUT/checkpoint/ (state.safetensors first, state.json last), so a
+kill at any moment leaves the previous complete checkpoint.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import torch
+from safetensors.torch import load_file
+
+from tasktune.artifact.store import atomic_save_tensors, atomic_write_bytes
+
+TENSORS, STATE = "state.safetensors", "state.json"
+
+
+def save_checkpoint(folder: Path, module, optimizer, scheduler, progress: dict) -> None:
+    tensors = {f"module.{k}": v.detach().cpu() for k, v in module.state_dict().items()}
+    opt = optimizer.state_dict()
+    scalars: dict = {}
+    for idx, state in opt["state"].items():
+        for name, value in state.items():
+            if isinstance(value, torch.Tensor):
+                tensors[f"optim.{idx}.{name}"] = value.detach().cpu().contiguous()
+            else:
+                scalars[f"{idx}.{name}"] = value
+    tensors["rng.torch"] = torch.get_rng_state()
+    meta = {"progress": progress, "param_groups": opt["param_groups"], "optim_scalars": scalars,
+            "scheduler": {k: v for k, v in scheduler.state_dict().items() if k != "lr_lambdas"}}
+    atomic_save_tensors(folder / TENSORS, tensors)
+    atomic_write_bytes(folder / STATE, json.dumps(meta, indent=1).encode())
+
+
+def load_checkpoint(folder: Path, module, optimizer, scheduler) -> dict:
+    meta = json.loads((folder / STATE).read_text())
+    tensors = load_file(str(folder / TENSORS))
+    module.load_state_dict({k[len("module."):]: v for k, v in tensors.items() if k.startswith("module.")})
+    state: dict[int, dict] = {}
+    for key, value in tensors.items():
+        if key.startswith("optim."):
+            _, idx, name = key.split(".", 2)
+            state.setdefault(int(idx), {})[name] = value
+    for key, value in meta["optim_scalars"].items():
+        idx, name = key.split(".", 1)
+        state.setdefault(int(idx), {})[name] = value
+    optimizer.load_state_dict({"state": state, "param_groups": meta["param_groups"]})
+    sched = scheduler.state_dict()
+    sched.update(meta["scheduler"])
+    scheduler.load_state_dict(sched)
+    torch.set_rng_state(tensors["rng.torch"])
+    return meta["progress"]
+
+
+def has_checkpoint(folder: Path) -> bool:
+    return (folder / STATE).is_file() and (folder / TENSORS).is_file()

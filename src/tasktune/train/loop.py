@@ -1,0 +1,141 @@
+"""One training loop for every method.
+
+Accelerate places the task module (DDP over processes when launched with `accelerate
+launch`); the frozen backbone is only moved, never wrapped: it has no gradients to sync.
+Each process reads its own share of the bucketed batches. Evaluation on dev every N steps
+keeps the best artifact; a checkpoint every N steps makes a killed run resumable.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from contextlib import nullcontext
+import time
+from pathlib import Path
+
+import torch
+from accelerate import Accelerator
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
+from safetensors.torch import load_file
+
+from tasktune.artifact.store import WEIGHTS, save_task
+from tasktune.data.readers import Example
+from tasktune.train.checkpoint import has_checkpoint, load_checkpoint, save_checkpoint
+from tasktune.train.config import TrainConfig
+from tasktune.train.optim import make_optimizer, warmup_linear
+from tasktune.train.sampler import batch_stream
+
+
+def _progress(disable: bool) -> Progress:
+    return Progress(TextColumn("[bold]train"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
+                    TextColumn("{task.fields[info]}"), disable=disable)
+
+
+class MetricsLog:
+    def __init__(self, path: Path, enabled: bool):
+        self.path, self.enabled = path, enabled
+
+    def write(self, record: dict) -> None:
+        if self.enabled:
+            with self.path.open("a") as f:
+                f.write(json.dumps(record) + "\n")
+
+
+def train(task, train_set: list[Example], dev_set: list[Example], cfg: TrainConfig, out: str | Path,
+          resume: bool = False, quiet: bool = False, extra_meta: dict | None = None,
+          stop_after: int | None = None) -> dict:
+    out = Path(out)
+    acc = Accelerator(cpu=task.backbone.device.type == "cpu")
+    task.backbone.model.to(acc.device)
+    torch.manual_seed(cfg.seed)
+    objective, module = task.objective, task.module
+    encoded = [objective.encode(ex) for ex in train_set]  # tokenise once
+    lengths = [sum(len(r.ids) for r in rows) for rows, _ in encoded]
+
+    lr = cfg.lr or module.default_lr
+    params = [p for p in module.parameters() if p.requires_grad]
+    optimizer = make_optimizer(cfg.optimizer, params, lr, cfg.weight_decay)
+    scheduler = warmup_linear(optimizer, int(cfg.warmup_ratio * cfg.max_steps), cfg.max_steps)
+    wrapped, optimizer = acc.prepare(module, optimizer)
+
+    progress = {"step": 0, "best": None, "best_step": None, "bad_evals": 0, "tokens": 0, "seconds": 0.0}
+    ckpt = out / "checkpoint"
+    if resume and has_checkpoint(ckpt):
+        progress = load_checkpoint(ckpt, acc.unwrap_model(wrapped), optimizer.optimizer, scheduler)
+    log = MetricsLog(out / "metrics.jsonl", acc.is_main_process)
+    out.mkdir(parents=True, exist_ok=True)
+
+    stream = batch_stream(lengths, cfg.batch_size, cfg.seed, acc.process_index, acc.num_processes)
+    for _ in range(progress["step"] * cfg.grad_accum):  # resume: same data order, skip what was seen
+        next(stream)
+
+    meta = {"train_config": cfg.__dict__, "train_examples": len(train_set), **(extra_meta or {})}
+    n_params = module.trainable_parameters()
+    meta["p_over_n"] = n_params / max(1, len(train_set))
+
+    def evaluate(step: int) -> None:
+        metrics = task.evaluate(dev_set, cfg.eval_batch_size) if dev_set else {}
+        score = metrics.get("accuracy", -math.inf) if dev_set else step
+        log.write({"step": step, **{f"dev_{k}": v for k, v in metrics.items() if k != "predicted_counts"}})
+        if progress["best"] is None or score > progress["best"]:
+            progress.update(best=score, best_step=step, bad_evals=0)
+            if acc.is_main_process:
+                save_task(task, out, {**meta, "metrics": {"dev": metrics, "step": step}})
+        else:
+            progress["bad_evals"] += 1
+        wrapped.train()
+
+    losses: list[float] = []
+    with _progress(quiet or not acc.is_main_process) as bar:
+        job = bar.add_task("train", total=cfg.max_steps, completed=progress["step"], info="")
+        wrapped.train()
+        while progress["step"] < cfg.max_steps:
+            t0 = time.perf_counter()
+            step_loss, step_tokens = 0.0, 0
+            for micro in range(cfg.grad_accum):
+                _, idx = next(stream)
+                batch, labels = objective.collate([encoded[i] for i in idx], task.pad_id)
+                batch = batch.to(acc.device)
+                step_tokens += batch.real_tokens
+                sync = micro == cfg.grad_accum - 1
+                ctx = acc.no_sync(wrapped) if not sync and acc.num_processes > 1 else nullcontext()
+                with ctx:
+                    loss = objective.loss(task.scores(batch, wrapped), labels) / cfg.grad_accum
+                    acc.backward(loss)
+                step_loss += loss.item()
+            if cfg.max_grad_norm:
+                acc.clip_grad_norm_(params, cfg.max_grad_norm)
+            optimizer.step()
+            scheduler.step()
+            optimizer.zero_grad(set_to_none=True)
+            progress["step"] += 1
+            progress["tokens"] += step_tokens
+            progress["seconds"] += time.perf_counter() - t0
+            losses.append(step_loss)
+            step = progress["step"]
+            if step % cfg.log_every == 0 or step == cfg.max_steps:
+                log.write({"step": step, "loss": sum(losses) / len(losses), "lr": scheduler.get_last_lr()[0],
+                           "tokens_per_second": progress["tokens"] / max(progress["seconds"], 1e-9)})
+                losses.clear()
+            if (cfg.eval_every and step % cfg.eval_every == 0) or step == cfg.max_steps:
+                evaluate(step)
+            if acc.is_main_process and (step % cfg.save_every == 0 or step == cfg.max_steps):
+                save_checkpoint(ckpt, acc.unwrap_model(wrapped), optimizer.optimizer, scheduler, progress)
+            best = progress["best"]
+            info = f"loss {step_loss:.3f}" + (f" dev {best:.3f}" if dev_set and best is not None else "")
+            bar.update(job, completed=step, info=info)
+            if cfg.patience and progress["bad_evals"] >= cfg.patience:
+                break
+            if stop_after is not None and step >= stop_after:  # pause: checkpoint and return
+                if acc.is_main_process:
+                    save_checkpoint(ckpt, acc.unwrap_model(wrapped), optimizer.optimizer, scheduler, progress)
+                break
+    acc.wait_for_everyone()
+    if progress["best_step"] != progress["step"] and (out / WEIGHTS).is_file():
+        module.load_tensors(load_file(str(out / WEIGHTS)))  # leave the best weights in the task
+    return {"best_step": progress["best_step"], "best_dev_accuracy": progress["best"] if dev_set else None,
+            "steps": progress["step"], "train_seconds": progress["seconds"],
+            "tokens_per_second": progress["tokens"] / max(progress["seconds"], 1e-9),
+            "trainable_parameters": n_params, "p_over_n": meta["p_over_n"]}

@@ -1,0 +1,88 @@
+import json
+
+import pytest
+import torch
+from conftest import tiny_backbone, toy_rows
+
+from tasktune.artifact import load_task
+from tasktune.data.readers import Example
+from tasktune.methods import PromptTuningConfig
+from tasktune.task import build_task
+from tasktune.train import TrainConfig, train
+
+TEMPLATE = "review : {text} sentiment :{answer}"
+
+
+def examples(n=24):
+    return [Example({"text": r["text"]}, r["label"], f"toy:{i}") for i, r in enumerate(toy_rows(n))]
+
+
+def make_task(kind="gpt2", seed=0, init="sampled-vocab"):
+    bb = tiny_backbone(kind)
+    return build_task(bb, "prompt-tuning", PromptTuningConfig(prompt_length=4, init=init), TEMPLATE,
+                      ["positive", "negative"], seed=seed)
+
+
+def mean_loss(task, data):
+    with torch.no_grad():
+        batch, labels = task.batch(data)
+        return task.objective.loss(task.scores(batch), labels).item()
+
+
+@pytest.mark.parametrize("kind", ["gpt2", "llama", "bert", "t5", "bart"])
+def test_training_lowers_the_loss_and_keeps_the_best(tmp_path, kind):
+    """Frozen random tiny models barely separate classes; the loss must still fall.
+    (Learning a real task is checked on the embedded model in test_integration.py.)"""
+    task = make_task(kind)
+    data = examples()
+    before = mean_loss(task, data)
+    cfg = TrainConfig(max_steps=40, batch_size=8, lr=0.3, eval_every=20, save_every=20, log_every=10)
+    summary = train(task, data, data, cfg, tmp_path, quiet=True)
+    assert mean_loss(task, data) < before - 1e-3
+    assert summary["best_dev_accuracy"] == pytest.approx(task.evaluate(data)["accuracy"])
+    lines = [json.loads(x) for x in (tmp_path / "metrics.jsonl").read_text().splitlines()]
+    assert any("dev_accuracy" in x for x in lines) and any("loss" in x for x in lines)
+
+
+def test_artifact_roundtrip_is_small_and_exact(tmp_path):
+    task = make_task()
+    data = examples()
+    train(task, data, data, TrainConfig(max_steps=5, batch_size=8, eval_every=5), tmp_path, quiet=True)
+    meta = json.loads((tmp_path / "tasktune.json").read_text())
+    assert meta["method"] == "prompt-tuning" and meta["base_model"]["fingerprint"] == task.backbone.fingerprint
+    assert (tmp_path / "weights.safetensors").stat().st_size < 4 * 32 * 4 + 1024
+    loaded, _ = load_task(tmp_path, backbone=task.backbone)
+    torch.testing.assert_close(loaded.predict_scores(data), task.predict_scores(data))
+
+
+def test_artifact_refuses_another_base_model(tmp_path):
+    from tasktune import TasktuneError
+
+    task = make_task()
+    train(task, examples(), examples(), TrainConfig(max_steps=2, batch_size=8, eval_every=2), tmp_path, quiet=True)
+    other = tiny_backbone("llama")
+    with pytest.raises(TasktuneError, match="--force"):
+        load_task(tmp_path, backbone=other)
+
+
+def test_resume_after_kill_matches_uninterrupted_run(tmp_path):
+    data = examples()
+    cfg = TrainConfig(max_steps=12, batch_size=8, eval_every=100, save_every=6, lr=0.1)
+    full = make_task()
+    train(full, data, data, cfg, tmp_path / "full", quiet=True)
+
+    part = make_task()
+    train(part, data, data, cfg, tmp_path / "part", quiet=True, stop_after=7)  # stops after step 7
+    # a new process: a fresh task resumes from the checkpoint (same data order, optimizer, schedule)
+    resumed = make_task()
+    train(resumed, data, data, cfg, tmp_path / "part", resume=True, quiet=True)
+    torch.testing.assert_close(resumed.module.prompt, full.module.prompt, atol=1e-5, rtol=1e-5)
+
+
+def test_seed_makes_training_reproducible(tmp_path):
+    data = examples()
+    cfg = TrainConfig(max_steps=4, batch_size=8, eval_every=100)
+    a, b = make_task(), make_task()
+    train(a, data, data, cfg, tmp_path / "a", quiet=True)
+    train(b, data, data, cfg, tmp_path / "b", quiet=True)
+    torch.testing.assert_close(a.module.prompt, b.module.prompt)
