@@ -2,8 +2,8 @@ import json
 
 import pytest
 import torch
-from conftest import tiny_backbone, toy_rows
 
+from conftest import tiny_backbone, toy_rows
 from tasktune.artifact import load_task
 from tasktune.data.readers import Example
 from tasktune.methods import PromptTuningConfig

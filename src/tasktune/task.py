@@ -59,12 +59,25 @@ class Task:
             out[idx] = self.scores(batch).float().cpu()
         return out
 
+    def validate(self, examples: list[Example], require_label: bool = False) -> None:
+        """One-line errors naming file:line for a missing/empty field or an unknown label."""
+        for ex in examples:
+            for name in self.template.fields:
+                value = ex.fields.get(name)
+                if value is None:
+                    raise TasktuneError(f"{ex.where}: missing field '{name}' (row has {sorted(ex.fields)})")
+                if not value.strip():
+                    raise TasktuneError(f"{ex.where}: field '{name}' is empty")
+            if ex.label is not None:
+                self.verbalizer.index(ex.label, ex.where)
+            elif require_label:
+                raise TasktuneError(f"{ex.where}: missing label")
+
     def evaluate(self, examples: list[Example], batch_size: int = 32) -> dict:
         labeled = [ex for ex in examples if ex.label is not None]
         if not labeled:
             raise TasktuneError("evaluation data has no labels")
-        for ex in labeled:
-            self.verbalizer.index(ex.label, ex.where)
+        self.validate(labeled)
         t0 = time.perf_counter()
         scores = self.predict_scores(labeled, batch_size)
         elapsed = time.perf_counter() - t0

@@ -10,14 +10,13 @@ from __future__ import annotations
 
 import json
 import math
-from contextlib import nullcontext
 import time
+from contextlib import nullcontext
 from pathlib import Path
 
 import torch
 from accelerate import Accelerator
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
-
 from safetensors.torch import load_file
 
 from tasktune.artifact.store import WEIGHTS, save_task

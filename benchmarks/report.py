@@ -1,0 +1,53 @@
+"""Shared by the benchmark scripts: machine facts and writing a section of docs/BENCHMARKS.md."""
+
+from __future__ import annotations
+
+import datetime
+import json
+import platform
+import re
+from pathlib import Path
+
+import torch
+
+ROOT = Path(__file__).resolve().parents[1]
+DOC = ROOT / "docs" / "BENCHMARKS.md"
+RESULTS = ROOT / "docs" / "results"
+
+
+def machine() -> str:
+    import transformers
+
+    cpu = platform.processor() or "cpu"
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                cpu = line.split(":", 1)[1].strip()
+                break
+    except OSError:
+        pass
+    return (f"{cpu}, {torch.get_num_threads()} threads, torch {torch.__version__}, "
+            f"transformers {transformers.__version__}, {datetime.date.today().isoformat()}")
+
+
+def write_section(name: str, title: str, command: str, body: str, data: dict | list | None = None) -> None:
+    """Replace (or append) the section `name` of docs/BENCHMARKS.md; raw numbers go to docs/results."""
+    DOC.parent.mkdir(parents=True, exist_ok=True)
+    text = DOC.read_text() if DOC.exists() else "# Benchmarks\n\nEvery figure names the command that reproduces it.\n"
+    section = (f"<!-- {name}:start -->\n## {title}\n\nCommand: `{command}`  \nMachine: {machine()}\n\n"
+               f"{body.strip()}\n<!-- {name}:end -->")
+    pattern = re.compile(rf"<!-- {name}:start -->.*?<!-- {name}:end -->", re.S)
+    text = pattern.sub(lambda _: section, text) if pattern.search(text) else text.rstrip() + "\n\n" + section + "\n"
+    DOC.write_text(text)
+    if data is not None:
+        RESULTS.mkdir(parents=True, exist_ok=True)
+        (RESULTS / f"{name}.json").write_text(json.dumps(data, indent=1, default=float) + "\n")
+
+
+def table(rows: list[dict], cols: list[str]) -> str:
+    def fmt(v):
+        return f"{v:.4g}" if isinstance(v, float) else str(v)
+
+    lines = ["| " + " | ".join(cols) + " |", "|" + "---|" * len(cols)]
+    lines += ["| " + " | ".join(fmt(r.get(c, "")) for c in cols) + " |" for r in rows]
+    return "\n".join(lines)

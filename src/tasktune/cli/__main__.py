@@ -1,0 +1,3 @@
+from tasktune.cli.app import main
+
+main()

@@ -1,0 +1,235 @@
+"""The `tasktune` command line. Options of train come from the config dataclasses."""
+
+from __future__ import annotations
+
+import inspect
+import sys
+from pathlib import Path
+
+import typer
+
+from tasktune import TasktuneError
+from tasktune.cli import common
+from tasktune.cli.options import build_config, dataclass_parameters, with_signature
+from tasktune.methods import METHODS
+from tasktune.train.config import TrainConfig
+
+app = typer.Typer(add_completion=False, pretty_exceptions_enable=False, no_args_is_help=True,
+                  help="Adapt one frozen language model to many tasks with tiny task parameters.")
+
+P = inspect.Parameter
+
+
+def _opt(name: str, default, help: str, annotation, *flags: str) -> P:
+    return P(name, P.KEYWORD_ONLY, default=typer.Option(default, *(flags or ("--" + name.replace("_", "-"),)),
+                                                         help=help), annotation=annotation)
+
+
+MODEL_OPTS = [
+    _opt("model", "smollm2-135m", "Alias, local folder or hub id of the backbone.", str),
+    _opt("dtype", "auto", "Backbone weights: auto (bf16 where the hardware has it), float32, bfloat16.", str),
+    _opt("device", None, "cpu, cuda, cuda:1 ... (default: cuda if available).", str | None),
+    _opt("trust_remote_code", False, "Run the model repository's own code (off unless asked).", bool),
+]
+DATA_OPTS = [
+    _opt("template", None, "Template, e.g. \"[P:10] Review: {text}\\nSentiment:{answer}\" (default: from the data).",
+         str | None),
+    _opt("verbalizer", None, "label=word,... or a JSON object (default: each label's own name).", str | None),
+    _opt("text_field", None, "Source column to use as {text}.", str | None),
+    _opt("field", None, "Rename a source column: SOURCE=NAME (repeatable).", list[str] | None),
+    _opt("label_field", "label", "Source column holding the label.", str),
+]
+
+
+def _train(**kw) -> None:
+    from tasktune.backbone import load_backbone
+    from tasktune.task import build_task
+    from tasktune.templates import default_template
+    from tasktune.train import train
+
+    common.quiet_libraries()
+    method = kw["method"]
+    if method not in TRAINABLE:
+        raise TasktuneError(f"unknown method '{method}' for train: choose from {', '.join(TRAINABLE)}")
+    cfg = build_config(TrainConfig, kw)
+    method_cfg = build_config(METHODS[method].config_class, kw)
+    out = Path(kw["output"] or f"runs/{method}")
+    common.check_output_dir(out, kw["overwrite"], kw["resume"])
+    fmap = common.parse_field_map(kw["text_field"], kw["field"])
+    data = common.load_data(kw["data"], fmap, kw["label_field"])
+    train_set, dev_set, dev_note = common.hold_out_dev(data, cfg.dev_size, cfg.seed)
+    if not train_set:
+        raise TasktuneError(f"{data.source}: no training examples")
+    labels = data.labels
+    template = kw["template"] or default_template(data.fields, labels)
+    backbone = load_backbone(kw["model"], kw["dtype"], kw["device"], trust_remote_code=kw["trust_remote_code"])
+    task = build_task(backbone, method, method_cfg, template, labels, kw["verbalizer"], cfg.max_length, cfg.seed)
+    task.validate(train_set + dev_set, require_label=True)
+    common.console.print(
+        f"[bold]{method}[/] on [bold]{backbone.name}[/] ({backbone.family}, {str(backbone.dtype).split('.')[-1]}) | "
+        f"template {task.template.source!r} | {len(train_set)} train, {len(dev_set)} dev ({dev_note}) | "
+        f"{task.module.trainable_parameters():,} trainable parameters")
+    summary = train(task, train_set, dev_set, cfg, out, resume=kw["resume"], quiet=kw["quiet"],
+                    extra_meta={"data": data.source, "dev_source": dev_note})
+    summary["output"] = str(out)
+    summary["artifact_bytes"] = sum(f.stat().st_size for f in (out / "tasktune.json", out / "weights.safetensors")
+                                    if f.exists())
+    common.print_json(summary)
+
+
+TRAINABLE = [name for name in METHODS if name != "zero-shot"]
+train_params = ([_opt("method", "prompt-tuning", f"One of: {', '.join(TRAINABLE)}.", str),
+                 _opt("data", None, "Folder with train/dev files, one file, or a hub dataset name "
+                      "(default: the bundled demo).", str | None),
+                 _opt("output", None, "Run folder (artifact, metrics, checkpoint); default runs/METHOD.",
+                      str | None),
+                 _opt("overwrite", False, "Replace a previous run in --output.", bool),
+                 _opt("resume", False, "Continue the run in --output from its last checkpoint.", bool),
+                 _opt("quiet", False, "No progress bar.", bool)]
+                + MODEL_OPTS + DATA_OPTS
+                + dataclass_parameters(TrainConfig, *(m.config_class for m in METHODS.values())))
+app.command("train", help="Train a task module; writes OUTPUT/tasktune.json + weights.safetensors.")(
+    with_signature(_train, train_params))
+
+
+@app.command("eval")
+def eval_cmd(
+    artifact: Path = typer.Argument(..., help="Run folder written by `tasktune train`."),
+    data: str = typer.Option(..., "--data", help="Labelled file (or folder: its dev split)."),
+    json_out: bool = typer.Option(False, "--json", help="Print one JSON object."),
+    force: bool = typer.Option(False, "--force", help="Load even onto a different base model."),
+    model: str | None = typer.Option(None, "--model", help="Override the artifact's base model."),
+    dtype: str = typer.Option("auto", "--dtype"),
+    batch_size: int = typer.Option(32, "--batch-size"),
+    text_field: str | None = typer.Option(None, "--text-field"),
+    label_field: str = typer.Option("label", "--label-field"),
+):
+    """Evaluate a trained task on labelled data."""
+    task = _load(artifact, model, dtype, force)
+    rows = common.eval_examples(data, common.parse_field_map(text_field, None),
+                                label_field, require_label=True)
+    task.validate(rows, require_label=True)
+    metrics = task.evaluate(rows, batch_size)
+    _report(metrics, json_out)
+
+
+@app.command("predict")
+def predict_cmd(
+    artifact: Path = typer.Argument(...),
+    text: str | None = typer.Option(None, "--text", help="One input text (single-field templates)."),
+    data: str | None = typer.Option(None, "--data", help="A file of inputs, one prediction per row."),
+    json_out: bool = typer.Option(False, "--json"),
+    force: bool = typer.Option(False, "--force"),
+    model: str | None = typer.Option(None, "--model"),
+    dtype: str = typer.Option("auto", "--dtype"),
+):
+    """Predict labels for --text or every row of --data."""
+    from tasktune.data.readers import Example
+
+    if (text is None) == (data is None):
+        raise TasktuneError("give exactly one of --text or --data")
+    task = _load(artifact, model, dtype, force)
+    fields = task.template.fields
+    if text is not None:
+        if len(fields) != 1:
+            raise TasktuneError(f"template needs fields {fields}: use --data with a file")
+        if not text.strip():
+            raise TasktuneError("--text is empty")
+        rows = [Example({fields[0]: text}, None, "--text")]
+    else:
+        rows = common.eval_examples(data, {}, "label", require_label=False)
+        task.validate(rows)
+    for pred in task.predict(rows):
+        if json_out:
+            common.print_json(pred)
+        else:
+            print(f"{pred['label']}\t{pred['score']:.4f}")
+
+
+def _zero_shot(**kw) -> None:
+    from tasktune.backbone import load_backbone
+    from tasktune.methods import ZeroShotConfig
+    from tasktune.task import build_task
+    from tasktune.templates import default_template
+
+    common.quiet_libraries()
+    fmap = common.parse_field_map(kw["text_field"], kw["field"])
+    data = common.load_data(kw["data"], fmap, kw["label_field"])
+    rows = data.dev or data.test or data.train
+    labels = data.labels
+    template = kw["template"] or default_template(data.fields, labels)
+    backbone = load_backbone(kw["model"], kw["dtype"], kw["device"], trust_remote_code=kw["trust_remote_code"])
+    task = build_task(backbone, "zero-shot", ZeroShotConfig(), template, labels, kw["verbalizer"], kw["max_length"])
+    _report({**task.evaluate(rows, kw["batch_size"]), "template": task.template.source}, kw["json_out"])
+
+
+app.command("zero-shot", help="Evaluate a template and verbalizer with no training (the baseline).")(
+    with_signature(_zero_shot, [_opt("data", None, "Labelled file or folder (its dev split).", str | None)]
+                   + MODEL_OPTS + DATA_OPTS
+                   + [_opt("max_length", 256, "Longest sequence in tokens.", int),
+                      _opt("batch_size", 32, "Evaluation batch size.", int),
+                      _opt("json_out", False, "Print one JSON object.", bool, "--json")]))
+
+
+@app.command("models")
+def models_cmd():
+    """List the model aliases and whether they are installed and cached."""
+    from tasktune.backbone.aliases import ALIASES, locate_gguf
+    from tasktune.backbone.gguf_cache import cache_root
+
+    for name, alias in ALIASES.items():
+        path = locate_gguf(alias)
+        cached = any((cache_root() / "models").glob(f"{name}-*/model.safetensors"))
+        state = "installed" if path else f"not installed ({alias.install})"
+        print(f"{name:14s} {state}{', cached' if cached else ''} | {alias.description} | {alias.license}")
+    print("any Hugging Face hub id or local folder also works (causal, masked or encoder-decoder LM)")
+
+
+@app.command("inspect")
+def inspect_cmd(artifact: Path = typer.Argument(...), top: int = typer.Option(5, "--top", help="Nearest tokens"),
+                nearest: bool = typer.Option(False, "--nearest", help="Nearest vocabulary tokens per soft vector")):
+    """Show what an artifact holds; --nearest loads the base model to name each soft vector's neighbours."""
+    from tasktune.artifact.store import load_artifact
+
+    meta, tensors = load_artifact(artifact)
+    size = sum(f.stat().st_size for f in Path(artifact).iterdir() if f.is_file())
+    common.print_json({k: meta.get(k) for k in ("method", "template", "verbalizer", "base_model",
+                                                 "trainable_parameters", "metrics", "p_over_n")}
+                      | {"tensors": {k: list(v.shape) for k, v in tensors.items()}, "bytes": size})
+    if nearest and "prompt" in tensors:
+        from tasktune.methods.interpret import nearest_tokens
+        task = _load(artifact, None, "auto", False)
+        for i, words in enumerate(nearest_tokens(task.backbone, tensors["prompt"], top)):
+            print(f"P{i}: {' | '.join(words)}")
+
+
+def _load(artifact: Path, model: str | None, dtype: str, force: bool):
+    from tasktune.artifact import load_task
+
+    common.quiet_libraries()
+    backbone = None
+    if model:
+        from tasktune.backbone import load_backbone
+
+        backbone = load_backbone(model, dtype)
+    task, _ = load_task(artifact, backbone=backbone, force=force, dtype=dtype)
+    return task
+
+
+def _report(metrics: dict, json_out: bool) -> None:
+    if json_out:
+        common.print_json(metrics)
+        return
+    for k, v in metrics.items():
+        print(f"{k:22s} {v:.4f}" if isinstance(v, float) else f"{k:22s} {v}")
+
+
+def main() -> None:
+    try:
+        app()
+    except TasktuneError as e:
+        print(f"error: {e}", file=sys.stderr)
+        sys.exit(2)
+    except KeyboardInterrupt:
+        print("interrupted", file=sys.stderr)
+        sys.exit(130)

