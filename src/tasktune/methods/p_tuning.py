@@ -1,0 +1,107 @@
+"""P-tuning (Liu et al. 2021, "GPT Understands, Too").
+
+Pseudo tokens sit anywhere in the template between discrete anchors
+("[P:3] {premise} ? [P:3] {hypothesis} [P:3]{answer}"). Their inputs are not free vectors:
+a prompt encoder maps trainable embeddings to them, modelling dependencies between the
+pseudo tokens. Encoders: `lstm` (bidirectional 2-layer LSTM + 2-layer ReLU MLP, the paper's),
+`mlp`, `identity` (EMB). The encoder runs once per batch, not per example.
+
+The artifact keeps the encoder (for continued training) and its output (`prompt`), which is
+all inference needs.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+from torch import nn
+
+from tasktune import TasktuneError
+from tasktune.methods.base import MethodConfig, TaskModule
+from tasktune.methods.soft_init import init_soft
+
+ENCODERS = ("lstm", "mlp", "identity")
+
+
+@dataclass
+class PTuningConfig(MethodConfig):
+    prompt_length: int = 20
+    """Virtual tokens prepended when the template places no [P:n] slot of its own."""
+    init: str = "sampled-vocab"
+    """random-uniform | sampled-vocab | class-label | text (of the encoder's input embeddings)"""
+    init_text: str = ""
+    """String whose token embeddings initialise the pseudo tokens (init=text)."""
+    encoder: str = "lstm"
+    """Prompt encoder: lstm | mlp | identity"""
+    encoder_hidden: int = 0
+    """Hidden width of the prompt encoder (0 = the backbone's width)."""
+
+
+class PromptEncoder(nn.Module):
+    def __init__(self, kind: str, width: int, hidden: int):
+        super().__init__()
+        if kind not in ENCODERS:
+            raise TasktuneError(f"unknown prompt encoder '{kind}': choose from {', '.join(ENCODERS)}")
+        self.kind = kind
+        if kind == "lstm":
+            self.lstm = nn.LSTM(width, hidden // 2, num_layers=2, bidirectional=True, batch_first=True)
+            self.mlp = nn.Sequential(nn.Linear(hidden, hidden), nn.ReLU(), nn.Linear(hidden, width))
+        elif kind == "mlp":
+            self.mlp = nn.Sequential(nn.Linear(width, hidden), nn.ReLU(), nn.Linear(hidden, width))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if self.kind == "identity":
+            return x
+        if self.kind == "lstm":
+            x = self.lstm(x[None])[0][0]
+        return self.mlp(x)
+
+
+class PTuning(TaskModule):
+    name = "p-tuning"
+    config_class = PTuningConfig
+    default_lr = 1e-3
+    uses_soft = True
+
+    def __init__(self, config: PTuningConfig, n_virtual: int, width: int):
+        super().__init__(config)
+        self.embedding = nn.Parameter(torch.zeros(n_virtual, width))
+        self.encoder = PromptEncoder(config.encoder, width, config.encoder_hidden or width)
+        self._frozen: torch.Tensor | None = None  # encoder output, reused while not training
+
+    @classmethod
+    def prefix_soft_length(cls, config: PTuningConfig) -> int:
+        return config.prompt_length
+
+    @classmethod
+    def empty(cls, config: PTuningConfig, backbone, n_virtual: int) -> PTuning:
+        return cls(config, n_virtual, backbone.hidden_size)
+
+    def initialize(self, backbone, label_ids, gen: torch.Generator) -> None:
+        with torch.no_grad():
+            n = len(self.embedding)
+            self.embedding.copy_(init_soft(backbone, n, self.config.init, gen, label_ids, self.config.init_text))
+
+    def train(self, mode: bool = True):
+        if mode:  # parameters may change: the cached encoder output is stale
+            self._frozen = None
+        return super().train(mode)
+
+    def soft_vectors(self) -> torch.Tensor:
+        if self.training:
+            return self.encoder(self.embedding)
+        if self._frozen is None:
+            with torch.no_grad():
+                self._frozen = self.encoder(self.embedding)
+        return self._frozen
+
+    def export_tensors(self) -> dict[str, torch.Tensor]:
+        out = super().export_tensors()
+        with torch.no_grad():
+            out["prompt"] = self.encoder(self.embedding).float().cpu().contiguous()
+        return out
+
+    def load_tensors(self, tensors: dict[str, torch.Tensor]) -> None:
+        self.load_state_dict({k: v for k, v in tensors.items() if k != "prompt"})
+        self._frozen = tensors["prompt"].to(self.embedding.device) if "prompt" in tensors else None

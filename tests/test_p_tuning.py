@@ -1,0 +1,41 @@
+import pytest
+import torch
+from conftest import tiny_backbone, toy_rows
+
+from tasktune.artifact import load_task, save_task
+from tasktune.data.readers import Example
+from tasktune.methods import PTuningConfig
+from tasktune.task import build_task
+
+TEMPLATE = "[P:2] review : {text} [P:2] sentiment [P:1]:{answer}"
+
+
+def examples():
+    return [Example({"text": r["text"]}, r["label"], f"toy:{i}") for i, r in enumerate(toy_rows(8))]
+
+
+@pytest.mark.parametrize("encoder", ["lstm", "mlp", "identity"])
+@pytest.mark.parametrize("kind", ["llama", "bert", "bart"])
+def test_encoder_gets_gradients_and_backbone_none(kind, encoder):
+    bb = tiny_backbone(kind)
+    task = build_task(bb, "p-tuning", PTuningConfig(encoder=encoder), TEMPLATE, ["positive", "negative"])
+    assert task.template.n_soft == 5  # the template's own slots, nothing prepended
+    task.module.train()
+    batch, labels = task.batch(examples())
+    task.objective.loss(task.scores(batch), labels).backward()
+    assert task.module.embedding.grad.abs().sum() > 0
+    if encoder != "identity":
+        assert all(p.grad is not None for p in task.module.encoder.parameters())
+    assert not any(p.grad is not None for p in bb.model.parameters())
+
+
+def test_artifact_holds_encoder_output_and_predicts_identically(tmp_path):
+    bb = tiny_backbone("gpt2")
+    task = build_task(bb, "p-tuning", PTuningConfig(encoder="lstm"), TEMPLATE, ["positive", "negative"], seed=1)
+    save_task(task, tmp_path)
+    loaded, _ = load_task(tmp_path, backbone=bb)
+    assert loaded.module._frozen.shape == (5, 32)
+    torch.testing.assert_close(loaded.predict_scores(examples()), task.predict_scores(examples()))
+    assert loaded.module._frozen is not None  # inference used the stored output, not the encoder
+    loaded.module.train()
+    assert loaded.module._frozen is None
