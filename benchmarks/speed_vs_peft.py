@@ -1,0 +1,204 @@
+"""Training and evaluation speed and peak memory: tasktune vs PEFT, side by side in one run.
+
+    python benchmarks/speed_vs_peft.py [--steps 8] [--eval-n 128]
+
+Same machine, model (embedded SmolLM2-135M, same weights from tasktune's safetensors cache),
+data (SST-2 train batches of 16 with their natural lengths, identical batches for every
+run), 20 virtual tokens, verbalizer loss on the label word. Each configuration runs in its
+own process so peak RSS is its own. One warm-up step, then the median of the rest.
+
+PEFT follows its documented causal-LM prompt-tuning usage: get_peft_model(PromptTuningConfig),
+the input is prompt text + label word, labels are -100 except the label word, and the model
+computes the loss (LM head over every position); evaluation uses left padding and
+logits_to_keep=1 at batch 32.
+
+MFU: model FLOPs per training step = 4 * N * T, where N = non-embedding backbone parameters
+and T = tokens processed (padding and virtual tokens included): 2NT for the forward and 2NT
+for the backward to the inputs (a frozen backbone computes no weight gradients). Attention
+score FLOPs and the LM head at the read positions are left out (under 3% here).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import resource
+import statistics
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import torch
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from report import table, write_section  # noqa: E402
+
+DATA = Path(__file__).resolve().parents[2] / "shared" / "data" / "sst2"
+TEMPLATE = "Review: {text}\nSentiment:{answer}"
+INIT_TEXT = "Classify the sentiment of the review as positive or negative."
+
+
+def gemm_peak(dtype: torch.dtype, n: int = 2048, reps: int = 8) -> float:
+    a, b = torch.randn(n, n, dtype=dtype), torch.randn(n, n, dtype=dtype)
+    a @ b
+    t = time.perf_counter()
+    for _ in range(reps):
+        a @ b
+    return 2 * n**3 * reps / (time.perf_counter() - t)
+
+
+def batches(steps: int, size: int = 16):
+    from tasktune.data import load_task_data
+
+    data = load_task_data(str(DATA))
+    gen = torch.Generator().manual_seed(0)
+    perm = torch.randperm(len(data.train), generator=gen).tolist()
+    return data, [[data.train[i] for i in perm[k * size:(k + 1) * size]] for k in range(steps)]
+
+
+def nonembedding_params(model) -> int:
+    emb = model.get_input_embeddings().weight.numel()
+    return sum(p.numel() for p in model.parameters()) - emb
+
+
+def run_tasktune(args) -> dict:
+    from tasktune.backbone import load_backbone
+    from tasktune.methods import PromptTuningConfig
+    from tasktune.task import build_task
+
+    bb = load_backbone("smollm2-135m", args.dtype)
+    data, steps = batches(args.steps)
+    task = build_task(bb, "prompt-tuning", PromptTuningConfig(prompt_length=20, init="text", init_text=INIT_TEXT),
+                      TEMPLATE, data.labels, max_length=96)
+    opt = torch.optim.AdamW(task.module.parameters(), lr=3e-2, weight_decay=1e-5)
+    times, real, processed = [], 0, 0
+    for i, exs in enumerate(steps):
+        t = time.perf_counter()
+        batch, labels = task.batch(exs)
+        loss = task.objective.loss(task.scores(batch), labels)
+        loss.backward()
+        opt.step()
+        opt.zero_grad()
+        if i:
+            times.append(time.perf_counter() - t)
+            real += batch.real_tokens
+            processed += batch.ids.numel()
+    n = nonembedding_params(bb.model)
+    t_eval = time.perf_counter()
+    task.predict_scores(data.dev[: args.eval_n], 32)
+    eval_s = time.perf_counter() - t_eval
+    return {"median_step_s": statistics.median(times), "real_tok_s": real / sum(times),
+            "flops_s": 4 * n * processed / sum(times), "eval_ex_s": args.eval_n / eval_s}
+
+
+def run_peft(args) -> dict:
+    from peft import PromptTuningConfig, PromptTuningInit, TaskType, get_peft_model
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    from tasktune.backbone.aliases import resolve_alias
+    from tasktune.backbone.gguf_cache import cached_gguf_dir
+
+    folder = str(cached_gguf_dir("smollm2-135m", resolve_alias("smollm2-135m")[1]))
+    dtype = torch.bfloat16 if args.dtype == "bfloat16" else torch.float32
+    tok = AutoTokenizer.from_pretrained(folder)
+    tok.pad_token = tok.eos_token
+    model = AutoModelForCausalLM.from_pretrained(folder, dtype=dtype)
+    cfg = PromptTuningConfig(task_type=TaskType.CAUSAL_LM, prompt_tuning_init=PromptTuningInit.TEXT,
+                             num_virtual_tokens=20, prompt_tuning_init_text=INIT_TEXT, tokenizer_name_or_path=folder)
+    model = get_peft_model(model, cfg)
+    data, steps = batches(args.steps)
+    opt = torch.optim.AdamW([p for p in model.parameters() if p.requires_grad], lr=3e-2, weight_decay=1e-5)
+
+    def prompt(ex):
+        return f"Review: {ex.fields['text']}\nSentiment:"
+
+    times, real = [], 0
+    model.train()
+    for i, exs in enumerate(steps):
+        t = time.perf_counter()
+        seqs, labs = [], []
+        for ex in exs:
+            p = tok(prompt(ex)).input_ids
+            a = tok(" " + ex.label).input_ids
+            seqs.append(p + a)
+            labs.append([-100] * len(p) + a)
+        width = max(map(len, seqs))
+        ids = torch.tensor([s + [tok.pad_token_id] * (width - len(s)) for s in seqs])
+        mask = torch.tensor([[1] * len(s) + [0] * (width - len(s)) for s in seqs])
+        labels = torch.tensor([lb + [-100] * (width - len(lb)) for lb in labs])
+        loss = model(input_ids=ids, attention_mask=mask, labels=labels).loss
+        loss.backward()
+        opt.step()
+        opt.zero_grad()
+        if i:
+            times.append(time.perf_counter() - t)
+            real += sum(len(tok(ex.fields["text"], add_special_tokens=False).input_ids) for ex in exs)
+    model.eval()
+    tok.padding_side = "left"
+    dev = data.dev[: args.eval_n]
+    t_eval = time.perf_counter()
+    with torch.inference_mode():
+        for k in range(0, len(dev), 32):
+            enc = tok([prompt(ex) for ex in dev[k:k + 32]], return_tensors="pt", padding=True)
+            model(**enc, logits_to_keep=1)
+    eval_s = time.perf_counter() - t_eval
+    return {"median_step_s": statistics.median(times), "real_tok_s": real / sum(times),
+            "eval_ex_s": args.eval_n / eval_s}
+
+
+def child(args) -> None:
+    torch.manual_seed(0)
+    result = (run_tasktune if args.one == "tasktune" else run_peft)(args)
+    result["peak_rss_gb"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1e6
+    print("RESULT " + json.dumps(result))
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--steps", type=int, default=8)
+    ap.add_argument("--eval-n", type=int, default=128)
+    ap.add_argument("--one", default=None)
+    ap.add_argument("--dtype", default="float32")
+    args = ap.parse_args()
+    if args.one:
+        return child(args)
+    peaks = {"float32": gemm_peak(torch.float32), "bfloat16": gemm_peak(torch.bfloat16)}
+    rows = []
+    for lib, dtype in (("peft", "float32"), ("peft", "bfloat16"), ("tasktune", "bfloat16"), ("tasktune", "float32")):
+        cmd = [sys.executable, __file__, "--one", lib, "--dtype", dtype, "--steps", str(args.steps),
+               "--eval-n", str(args.eval_n)]
+        out = subprocess.run(cmd, capture_output=True, text=True)
+        line = [x for x in out.stdout.splitlines() if x.startswith("RESULT ")]
+        if not line:
+            raise SystemExit(f"{lib} {dtype} failed:\n{out.stderr[-3000:]}")
+        r = {"library": lib, "backbone dtype": dtype, **json.loads(line[0][7:])}
+        if "flops_s" in r:
+            r["MFU (vs GEMM peak of dtype)"] = r["flops_s"] / peaks[dtype]
+        rows.append(r)
+        print(r, flush=True)
+    base = {r["backbone dtype"]: r for r in rows if r["library"] == "peft"}
+    ours = next(r for r in rows if r["library"] == "tasktune" and r["backbone dtype"] == "bfloat16")
+    ratios = {
+        "train tok/s vs PEFT fp32": ours["real_tok_s"] / base["float32"]["real_tok_s"],
+        "train tok/s vs PEFT bf16": ours["real_tok_s"] / base["bfloat16"]["real_tok_s"],
+        "eval ex/s vs PEFT fp32": ours["eval_ex_s"] / base["float32"]["eval_ex_s"],
+        "eval ex/s vs PEFT bf16": ours["eval_ex_s"] / base["bfloat16"]["eval_ex_s"],
+        "peak RSS vs PEFT fp32": ours["peak_rss_gb"] / base["float32"]["peak_rss_gb"],
+    }
+    print(ratios)
+    cols = ["library", "backbone dtype", "median_step_s", "real_tok_s", "eval_ex_s", "peak_rss_gb",
+            "MFU (vs GEMM peak of dtype)"]
+    body = ("Prompt tuning, 20 text-initialised virtual tokens, SST-2 train batches of 16 (natural lengths, the "
+            f"same {args.steps} batches for every run; step 1 is warm-up), eval on the first {args.eval_n} dev "
+            "sentences at batch 32. Each row is its own process.\n\n"
+            f"GEMM peak (2048^3): fp32 {peaks['float32'] / 1e9:.0f} GFLOP/s, bf16 {peaks['bfloat16'] / 1e9:.0f} "
+            "GFLOP/s.\n\n**tasktune (bf16 backbone) / PEFT:** "
+            + ", ".join(f"{k} **{v:.2f}x**" for k, v in ratios.items()) + "\n\n" + table(rows, cols))
+    write_section("speed_vs_peft", "Speed and memory: tasktune vs PEFT (prompt tuning)",
+                  f"python benchmarks/speed_vs_peft.py --steps {args.steps} --eval-n {args.eval_n}", body,
+                  {"rows": rows, "ratios": ratios, "gemm_peak": peaks})
+
+
+if __name__ == "__main__":
+    main()
