@@ -12,13 +12,13 @@ import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from report import table, write_section  # noqa: E402
-
 from tasktune.backbone import load_backbone  # noqa: E402
 from tasktune.data import load_task_data  # noqa: E402
 from tasktune.methods import PromptTuningConfig, ZeroShotConfig  # noqa: E402
 from tasktune.task import build_task  # noqa: E402
 from tasktune.train import TrainConfig, train  # noqa: E402
+
+from report import table, write_section  # noqa: E402
 
 TEMPLATE = "Review: {text}\nSentiment:{answer}"
 DATA = Path(__file__).resolve().parents[2] / "shared" / "data" / "sst2"

@@ -7,9 +7,10 @@ import sys
 import pytest
 from typer.testing import CliRunner
 
-from conftest import save_tiny, toy_rows, write_jsonl
 from tasktune import TasktuneError
 from tasktune.cli.app import app
+
+from conftest import save_tiny, toy_rows, write_jsonl
 
 runner = CliRunner()
 TEMPLATE = "review : {text} sentiment :{answer}"

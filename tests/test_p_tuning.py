@@ -1,11 +1,12 @@
 import pytest
 import torch
-from conftest import tiny_backbone, toy_rows
 
 from tasktune.artifact import load_task, save_task
 from tasktune.data.readers import Example
 from tasktune.methods import PTuningConfig
 from tasktune.task import build_task
+
+from conftest import tiny_backbone, toy_rows
 
 TEMPLATE = "[P:2] review : {text} [P:2] sentiment [P:1]:{answer}"
 

@@ -14,19 +14,23 @@ from tasktune import TasktuneError
 from tasktune.data.readers import Example
 from tasktune.engine.batch import Batch
 from tasktune.engine.encoding import TemplateEncoder
+from tasktune.engine.kv_prefix import SharedPrefixCache, with_kv
 from tasktune.methods import METHODS, TaskModule
 from tasktune.objectives import ClassificationObjective
+from tasktune.objectives.calibration import calibrate, content_free_log_prior
 from tasktune.templates import Template, Verbalizer
 
 
 class Task:
     def __init__(self, backbone, module: TaskModule, template: Template, verbalizer: Verbalizer,
-                 max_length: int = 256):
+                 max_length: int = 256, reuse_prefix: bool = True):
         self.backbone, self.module, self.template, self.verbalizer = backbone, module, template, verbalizer
         self.max_length = max_length
         self.encoder = TemplateEncoder.for_backbone(backbone, template, verbalizer, max_length)
         self.objective = ClassificationObjective(self.encoder)
         self.module.to(backbone.device)
+        self.log_prior: torch.Tensor | None = None  # contextual calibration, computed on first use
+        self.prefix_cache = SharedPrefixCache() if backbone.family == "causal" and reuse_prefix else None
 
     @property
     def method(self) -> str:
@@ -41,22 +45,35 @@ class Task:
         return batch.to(self.backbone.device), labels
 
     def scores(self, batch: Batch, module=None) -> torch.Tensor:
-        """[B, C] label scores; `module` may be a wrapped (DDP) copy of self.module."""
+        """[B, C] label scores; `module` may be a wrapped (DDP) copy of self.module.
+
+        At inference on a causal LM, the token prefix shared by every row (demonstrations,
+        instructions) runs once and its KV cache is reused."""
+        kv = None
+        if self.prefix_cache is not None and not torch.is_grad_enabled():
+            split = self.prefix_cache.split(self.backbone, batch)
+            if split is not None:
+                batch, kv = split
         inputs = (module or self.module)(self.backbone, batch)
+        if kv is not None:
+            inputs = with_kv(inputs, kv)
         return self.objective.scores(self.backbone, inputs, batch)
 
     @torch.inference_mode()
     def predict_scores(self, examples: list[Example], batch_size: int = 32) -> torch.Tensor:
         """[N, C] log-likelihood scores, in input order; batches are length-sorted."""
-        order = sorted(range(len(examples)), key=lambda i: len(examples[i].fields.get("text", "")))
-        lengths = {i: self.objective.example_length(examples[i]) for i in order}
-        order.sort(key=lambda i: lengths[i])
+        lengths = [self.objective.example_length(ex) for ex in examples]
+        order = sorted(range(len(examples)), key=lengths.__getitem__)
         out = torch.empty(len(examples), len(self.verbalizer.labels))
         self.module.eval()
         for start in range(0, len(order), batch_size):
             idx = order[start : start + batch_size]
             batch, _ = self.batch([examples[i] for i in idx])
             out[idx] = self.scores(batch).float().cpu()
+        if getattr(self.module.config, "calibrate", False):
+            if self.log_prior is None:
+                self.log_prior = content_free_log_prior(self)
+            out = calibrate(out, self.log_prior)
         return out
 
     def validate(self, examples: list[Example], require_label: bool = False) -> None:
@@ -115,6 +132,7 @@ def build_task(backbone, method: str, method_config, template: str, labels: list
         tmpl = Template.parse(template + "{answer}")
     tmpl = tmpl.with_prefix_soft(cls.prefix_soft_length(method_config)) if cls.uses_soft else tmpl.without_soft()
     verb = Verbalizer.from_spec(verbalizer, labels)
+    tmpl = cls.task_template(method_config, tmpl, verb)
     encoder_probe = TemplateEncoder.for_backbone(backbone, tmpl, verb, max_length)
     module = cls.build(method_config, backbone, tmpl.n_soft, encoder_probe.label_ids, seed)
     return Task(backbone, module, tmpl, verb, max_length)

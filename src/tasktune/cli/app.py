@@ -62,6 +62,7 @@ def _train(**kw) -> None:
         raise TasktuneError(f"{data.source}: no training examples")
     labels = data.labels
     template = kw["template"] or default_template(data.fields, labels)
+    method_cfg = METHODS[method].fit_config(method_cfg, train_set, labels, cfg.seed)
     backbone = load_backbone(kw["model"], kw["dtype"], kw["device"], trust_remote_code=kw["trust_remote_code"])
     task = build_task(backbone, method, method_cfg, template, labels, kw["verbalizer"], cfg.max_length, cfg.seed)
     task.validate(train_set + dev_set, require_label=True)

@@ -56,6 +56,16 @@ class TaskModule(nn.Module):
 
     uses_soft: ClassVar[bool] = False  # does the method fill the template's [P:n] slots?
 
+    @classmethod
+    def fit_config(cls, config, train, labels: list[str], seed: int):
+        """Settle data-dependent settings before the module is built (ICL picks demonstrations)."""
+        return config
+
+    @classmethod
+    def task_template(cls, config, template, verbalizer):
+        """The template the task really runs (ICL prepends instruction and demonstrations)."""
+        return template
+
     def soft_vectors(self) -> torch.Tensor | None:
         """[n_virtual, hidden] vectors for the template's soft slots, or None."""
         return None

@@ -46,6 +46,8 @@ def train(task, train_set: list[Example], dev_set: list[Example], cfg: TrainConf
           resume: bool = False, quiet: bool = False, extra_meta: dict | None = None,
           stop_after: int | None = None) -> dict:
     out = Path(out)
+    if task.module.trainable_parameters() == 0:
+        return _no_training(task, dev_set, cfg, out, extra_meta)
     acc = Accelerator(cpu=task.backbone.device.type == "cpu")
     task.backbone.model.to(acc.device)
     torch.manual_seed(cfg.seed)
@@ -138,3 +140,14 @@ def train(task, train_set: list[Example], dev_set: list[Example], cfg: TrainConf
             "steps": progress["step"], "train_seconds": progress["seconds"],
             "tokens_per_second": progress["tokens"] / max(progress["seconds"], 1e-9),
             "trainable_parameters": n_params, "p_over_n": meta["p_over_n"]}
+
+
+def _no_training(task, dev_set: list[Example], cfg: TrainConfig, out: Path, extra_meta: dict | None) -> dict:
+    """Methods without parameters (in-context learning): evaluate on dev and write the artifact."""
+    metrics = task.evaluate(dev_set, cfg.eval_batch_size) if dev_set else {}
+    out.mkdir(parents=True, exist_ok=True)
+    save_task(task, out, {"train_config": cfg.__dict__, **(extra_meta or {}), "metrics": {"dev": metrics}})
+    MetricsLog(out / "metrics.jsonl", True).write({"step": 0, **{f"dev_{k}": v for k, v in metrics.items()
+                                                                 if k != "predicted_counts"}})
+    return {"best_step": 0, "best_dev_accuracy": metrics.get("accuracy"), "steps": 0, "train_seconds": 0.0,
+            "tokens_per_second": 0.0, "trainable_parameters": 0, "p_over_n": 0.0}
