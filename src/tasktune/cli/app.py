@@ -172,6 +172,57 @@ app.command("zero-shot", help="Evaluate a template and verbalizer with no traini
                       _opt("json_out", False, "Print one JSON object.", bool, "--json")]))
 
 
+def _probe(**kw) -> None:
+    from tasktune.backbone import load_backbone
+    from tasktune.data.readers import read_examples
+    from tasktune.icl.features import make_feature
+    from tasktune.icl.probe import INTERVENTIONS, ProbeConfig, plot, run_probe
+    from tasktune.icl.probe_set import build_from_examples, load_released
+
+    common.quiet_libraries()
+    chosen = [x.strip() for x in kw["intervention"].split(",") if x.strip()]
+    bad = [x for x in chosen if x not in INTERVENTIONS]
+    if bad:
+        raise TasktuneError(f"unknown intervention {bad}: choose from {', '.join(INTERVENTIONS)}")
+    cfg = build_config(ProbeConfig, kw)
+    data = Path(kw["data"])
+    if data.suffix == ".json":
+        probe_set = load_released(data)
+    else:
+        if not (kw["h1"] and kw["h2"]):
+            raise TasktuneError("a dataset file needs --h1 and --h2 feature specs (e.g. label=positive, length)")
+        rows = read_examples(data, require_label=True)
+        probe_set = build_from_examples(f"{data.stem}: {kw['h1']} vs {kw['h2']}", rows,
+                                        make_feature(kw["h1"], rows), make_feature(kw["h2"], rows))
+    backbone = load_backbone(kw["model"], kw["dtype"], kw["device"], trust_remote_code=kw["trust_remote_code"])
+    result = run_probe(backbone, probe_set, cfg, chosen)
+    if kw["plot"]:
+        plot([result], kw["plot"])
+    if kw["json_out"]:
+        common.print_json(result)
+    else:
+        for name, r in result["results"].items():
+            print(f"{name:12s} h1 {r['h1_accuracy']:.3f}±{r['h1_accuracy_std']:.3f}  "
+                  f"h2 {r['h2_accuracy']:.3f}±{r['h2_accuracy_std']:.3f}  agreeing {r['agreeing_accuracy']:.3f}")
+
+
+def _probe_params():
+    from tasktune.icl.probe import ProbeConfig
+
+    return ([_opt("data", ..., "Released probe JSON (demos_1_1, ..., testset_0_1) or a labelled data file.", str),
+             _opt("h1", None, "With a data file: the intended feature, e.g. label=positive.", str | None),
+             _opt("h2", None, "With a data file: the competing feature: length, punctuation, capitalisation, "
+                  "negation, contains:WORD, overlap:A:B, domain:FIELD=VALUE.", str | None),
+             _opt("intervention", "none", "Comma list of: none, instruction, verbalizer, disambig.", str),
+             _opt("plot", None, "Write a PNG of h1 vs h2 accuracy here.", str | None),
+             _opt("json_out", False, "Print one JSON object.", bool, "--json")]
+            + MODEL_OPTS + dataclass_parameters(ProbeConfig))
+
+
+app.command("probe", help="Measure which feature in-context learning prefers under underspecified demonstrations.")(
+    with_signature(_probe, _probe_params()))
+
+
 @app.command("models")
 def models_cmd():
     """List the model aliases and whether they are installed and cached."""
