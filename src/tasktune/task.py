@@ -18,16 +18,19 @@ from tasktune.engine.kv_prefix import SharedPrefixCache, with_kv
 from tasktune.methods import METHODS, TaskModule
 from tasktune.objectives import ClassificationObjective
 from tasktune.objectives.calibration import calibrate, content_free_log_prior
+from tasktune.objectives.vocabulary import VocabularyObjective
 from tasktune.templates import Template, Verbalizer
 
 
 class Task:
-    def __init__(self, backbone, module: TaskModule, template: Template, verbalizer: Verbalizer,
+    def __init__(self, backbone, module: TaskModule, template: Template, verbalizer: Verbalizer | None,
                  max_length: int = 256, reuse_prefix: bool = True):
+        """`verbalizer` None: open-vocabulary answers (knowledge probing), else classification."""
         self.backbone, self.module, self.template, self.verbalizer = backbone, module, template, verbalizer
         self.max_length = max_length
         self.encoder = TemplateEncoder.for_backbone(backbone, template, verbalizer, max_length)
-        self.objective = ClassificationObjective(self.encoder)
+        self.objective = (ClassificationObjective(self.encoder) if verbalizer is not None
+                          else VocabularyObjective(self.encoder))
         self.module.to(backbone.device)
         self.log_prior: torch.Tensor | None = None  # contextual calibration, computed on first use
         self.prefix_cache = SharedPrefixCache() if backbone.family == "causal" and reuse_prefix else None
@@ -64,12 +67,15 @@ class Task:
         """[N, C] log-likelihood scores, in input order; batches are length-sorted."""
         lengths = [self.objective.example_length(ex) for ex in examples]
         order = sorted(range(len(examples)), key=lengths.__getitem__)
-        out = torch.empty(len(examples), len(self.verbalizer.labels))
+        out: torch.Tensor | None = None
         self.module.eval()
         for start in range(0, len(order), batch_size):
             idx = order[start : start + batch_size]
             batch, _ = self.batch([examples[i] for i in idx])
-            out[idx] = self.scores(batch).float().cpu()
+            scores = self.scores(batch).float().cpu()
+            if out is None:
+                out = torch.empty(len(examples), scores.shape[-1])
+            out[idx] = scores
         if getattr(self.module.config, "calibrate", False):
             if self.log_prior is None:
                 self.log_prior = content_free_log_prior(self)
@@ -86,7 +92,7 @@ class Task:
                 if not value.strip():
                     raise TasktuneError(f"{ex.where}: field '{name}' is empty")
             if ex.label is not None:
-                self.verbalizer.index(ex.label, ex.where)
+                self.objective.label_index(ex)
             elif require_label:
                 raise TasktuneError(f"{ex.where}: missing label")
 
@@ -98,32 +104,45 @@ class Task:
         t0 = time.perf_counter()
         scores = self.predict_scores(labeled, batch_size)
         elapsed = time.perf_counter() - t0
-        gold = torch.tensor([self.verbalizer.index(ex.label) for ex in labeled])
+        gold = torch.tensor([self.objective.label_index(ex) for ex in labeled])
         pred = scores.argmax(-1)
+        speed = {"examples_per_second": len(labeled) / max(elapsed, 1e-9), "seconds": elapsed}
+        if self.verbalizer is None:  # open vocabulary: P@1 over single-token answers
+            keep = gold >= 0
+            p1 = (pred[keep] == gold[keep]).float().mean().item() if bool(keep.any()) else 0.0
+            return {"p_at_1": p1, "accuracy": p1, "n": int(keep.sum()), "n_multi_token_excluded": int((~keep).sum()),
+                    **speed}
         acc = (pred == gold).float().mean().item()
         per_label = {lab: int((pred == i).sum()) for i, lab in enumerate(self.verbalizer.labels)}
         majority = max((gold == i).float().mean().item() for i in range(len(self.verbalizer.labels)))
-        return {"accuracy": acc, "n": len(labeled), "examples_per_second": len(labeled) / max(elapsed, 1e-9),
-                "seconds": elapsed, "majority_baseline": majority, "predicted_counts": per_label}
+        return {"accuracy": acc, "n": len(labeled), **speed, "majority_baseline": majority,
+                "predicted_counts": per_label}
 
     def predict(self, examples: list[Example], batch_size: int = 32) -> list[dict]:
         scores = self.predict_scores(examples, batch_size)
         probs = torch.softmax(scores, -1)
         best = probs.argmax(-1)
+        if self.verbalizer is None:
+            top = probs.topk(5, dim=-1)
+            return [{"label": self.objective.label_name(int(i[0])), "score": float(v[0]),
+                     "top": {self.objective.label_name(int(j)): float(x) for j, x in zip(i, v, strict=True)}}
+                    for v, i in zip(top.values, top.indices, strict=True)]
         return [{"label": self.verbalizer.labels[int(b)], "score": float(p[b]),
                  "scores": {lab: float(x) for lab, x in zip(self.verbalizer.labels, p, strict=True)}}
                 for b, p in zip(best, probs, strict=True)]
 
     def spec(self) -> dict:
         """What an artifact needs to rebuild this task (weights aside)."""
+        verb = self.verbalizer
         return {"method": self.method, "method_config": dataclasses.asdict(self.module.config),
-                "template": self.template.source, "verbalizer": self.verbalizer.to_dict(),
-                "labels": list(self.verbalizer.labels), "max_length": self.max_length,
-                "family": self.backbone.family}
+                "objective": self.objective.kind, "template": self.template.source,
+                "verbalizer": verb.to_dict() if verb else None, "labels": list(verb.labels) if verb else [],
+                "max_length": self.max_length, "family": self.backbone.family}
 
 
-def build_task(backbone, method: str, method_config, template: str, labels: list[str],
+def build_task(backbone, method: str, method_config, template: str, labels: list[str] | None,
                verbalizer: str | dict | None = None, max_length: int = 256, seed: int = 0) -> Task:
+    """`labels` None builds an open-vocabulary task (answers scored over the whole vocabulary)."""
     if method not in METHODS:
         raise TasktuneError(f"unknown method '{method}': choose from {', '.join(METHODS)}")
     cls = METHODS[method]
@@ -131,7 +150,7 @@ def build_task(backbone, method: str, method_config, template: str, labels: list
     if not tmpl.has_answer:
         tmpl = Template.parse(template + "{answer}")
     tmpl = tmpl.with_prefix_soft(cls.prefix_soft_length(method_config)) if cls.uses_soft else tmpl.without_soft()
-    verb = Verbalizer.from_spec(verbalizer, labels)
+    verb = Verbalizer.from_spec(verbalizer, labels) if labels is not None else None
     tmpl = cls.task_template(method_config, tmpl, verb)
     encoder_probe = TemplateEncoder.for_backbone(backbone, tmpl, verb, max_length)
     module = cls.build(method_config, backbone, tmpl.n_soft, encoder_probe.label_ids, seed)

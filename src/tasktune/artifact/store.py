@@ -109,6 +109,6 @@ def load_task(path: str | Path, backbone=None, force: bool = False, dtype: str =
         raise TasktuneError(f"{path}: unknown method '{meta['method']}'")
     config = cls.config_class(**meta["method_config"])
     template = Template.parse(meta["template"])
-    verbalizer = Verbalizer.from_spec(meta["verbalizer"], meta["labels"])
+    verbalizer = Verbalizer.from_spec(meta["verbalizer"], meta["labels"]) if meta.get("verbalizer") else None
     module = cls.from_export(config, backbone, template.n_soft, tensors)
     return Task(backbone, module, template, verbalizer, meta.get("max_length", 256)), meta

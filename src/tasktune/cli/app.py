@@ -56,12 +56,17 @@ def _train(**kw) -> None:
     out = Path(kw["output"] or f"runs/{method}")
     common.check_output_dir(out, kw["overwrite"], kw["resume"])
     fmap = common.parse_field_map(kw["text_field"], kw["field"])
-    data = common.load_data(kw["data"], fmap, kw["label_field"])
+    if kw["task"] == "facts":
+        data, template, labels = common.load_facts_task(kw["data"], kw["template"], method)
+    elif kw["task"] == "classification":
+        data = common.load_data(kw["data"], fmap, kw["label_field"])
+        labels = data.labels
+        template = kw["template"] or default_template(data.fields, labels)
+    else:
+        raise TasktuneError(f"unknown task '{kw['task']}': classification or facts")
     train_set, dev_set, dev_note = common.hold_out_dev(data, cfg.dev_size, cfg.seed)
     if not train_set:
         raise TasktuneError(f"{data.source}: no training examples")
-    labels = data.labels
-    template = kw["template"] or default_template(data.fields, labels)
     method_cfg = METHODS[method].fit_config(method_cfg, train_set, labels, cfg.seed)
     backbone = load_backbone(kw["model"], kw["dtype"], kw["device"], trust_remote_code=kw["trust_remote_code"])
     task = build_task(backbone, method, method_cfg, template, labels, kw["verbalizer"], cfg.max_length, cfg.seed)
@@ -80,6 +85,8 @@ def _train(**kw) -> None:
 
 TRAINABLE = [name for name in METHODS if name != "zero-shot"]
 train_params = ([_opt("method", "prompt-tuning", f"One of: {', '.join(TRAINABLE)}.", str),
+                 _opt("task", "classification", "classification (verbalizer) or facts (open-vocabulary answer, "
+                      "P@1; data: relation/subject/object rows, split by subject).", str),
                  _opt("data", None, "Folder with train/dev files, one file, or a hub dataset name "
                       "(default: the bundled demo).", str | None),
                  _opt("output", None, "Run folder (artifact, metrics, checkpoint); default runs/METHOD.",
@@ -104,11 +111,14 @@ def eval_cmd(
     batch_size: int = typer.Option(32, "--batch-size"),
     text_field: str | None = typer.Option(None, "--text-field"),
     label_field: str = typer.Option("label", "--label-field"),
+    split: str = typer.Option("test", "--split", help="Facts files: train, dev, test or all."),
 ):
-    """Evaluate a trained task on labelled data."""
+    """Evaluate a trained task on labelled data (facts: P@1 on the file's test split)."""
     task = _load(artifact, model, dtype, force)
-    rows = common.eval_examples(data, common.parse_field_map(text_field, None),
-                                label_field, require_label=True)
+    if task.verbalizer is None:  # knowledge probing: the facts file's held-out test split
+        rows = common.facts_split(data, split)
+    else:
+        rows = common.eval_examples(data, common.parse_field_map(text_field, None), label_field, require_label=True)
     task.validate(rows, require_label=True)
     metrics = task.evaluate(rows, batch_size)
     _report(metrics, json_out)

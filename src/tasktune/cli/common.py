@@ -83,3 +83,26 @@ def check_output_dir(out: Path, overwrite: bool, resume: bool) -> None:
 
         shutil.rmtree(out / "checkpoint", ignore_errors=True)
         (out / "metrics.jsonl").unlink(missing_ok=True)
+
+
+def load_facts_task(path: str | None, template: str | None, method: str) -> tuple[TaskData, str, None]:
+    """Facts data split by subject, and the relation's manual (or P-tuning) template."""
+    from tasktune.data.facts import load_facts, manual_template, p_tuning_template
+
+    if not path:
+        raise TasktuneError("--task facts needs --data FILE.jsonl (relation, subject, object rows)")
+    data, relation = load_facts(path)
+    if template is None:
+        template = p_tuning_template(relation) if method == "p-tuning" else manual_template(relation)
+    return data, template, None
+
+
+def facts_split(path: str, split: str) -> list[Example]:
+    from tasktune.data.facts import load_facts
+
+    data, _ = load_facts(path)
+    if split == "all":
+        return data.train + data.dev + data.test
+    if split not in ("train", "dev", "test"):
+        raise TasktuneError(f"--split '{split}': train, dev, test or all")
+    return getattr(data, split)

@@ -124,6 +124,10 @@ class TemplateEncoder:
             return [self._answer_row(ex, [self.label_ids[0][0]], fast=True)]
         return [self._answer_row(ex, cand, fast=False) for cand in self.label_ids]
 
+    def answer_row(self, ex: Example) -> Row:
+        """One row reading the answer slot's first position (open-vocabulary answers)."""
+        return self._answer_row(ex, [0], fast=True)
+
     def target_row(self, ex: Example, target: list[int]) -> Row:
         """A row scoring `target` token ids as the answer (generation loss, candidate scoring)."""
         return self._answer_row(ex, target, fast=False)

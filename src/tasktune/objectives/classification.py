@@ -17,6 +17,13 @@ from tasktune.engine.forward import score_logprobs, sequence_scores
 class ClassificationObjective:
     encoder: TemplateEncoder
     length_norm: bool = False
+    kind = "classification"
+
+    def label_index(self, ex: Example) -> int:
+        return self.encoder.verbalizer.index(ex.label, ex.where)
+
+    def label_name(self, index: int) -> str:
+        return self.labels[index]
 
     @property
     def labels(self) -> tuple[str, ...]:
@@ -31,7 +38,7 @@ class ClassificationObjective:
 
     def encode(self, ex: Example) -> tuple[list[Row], int]:
         """The rows of one example and its label index (-100 when unlabelled)."""
-        label = self.encoder.verbalizer.index(ex.label, ex.where) if ex.label is not None else -100
+        label = self.label_index(ex) if ex.label is not None else -100
         return self.encoder.classification_rows(ex), label
 
     def collate(self, encoded: list[tuple[list[Row], int]], pad_id: int) -> tuple[Batch, torch.Tensor]:
