@@ -1,10 +1,11 @@
 import json
 
-from conftest import save_tiny, write_jsonl
 from typer.testing import CliRunner
 
 from tasktune.cli.app import app
 from tasktune.data.facts import manual_template, p_tuning_template, split_of
+
+from conftest import save_tiny, write_jsonl
 
 CITIES = ["paris", "london"]
 
