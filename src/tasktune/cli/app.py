@@ -12,6 +12,7 @@ from tasktune import TasktuneError
 from tasktune.cli import common
 from tasktune.cli.options import build_config, dataclass_parameters, with_signature
 from tasktune.methods import METHODS
+from tasktune.regularizers.smart import SmartConfig
 from tasktune.train.config import TrainConfig
 
 app = typer.Typer(add_completion=False, pretty_exceptions_enable=False, no_args_is_help=True,
@@ -68,15 +69,18 @@ def _train(**kw) -> None:
     if not train_set:
         raise TasktuneError(f"{data.source}: no training examples")
     method_cfg = METHODS[method].fit_config(method_cfg, train_set, labels, cfg.seed)
-    backbone = load_backbone(kw["model"], kw["dtype"], kw["device"], trust_remote_code=kw["trust_remote_code"])
+    dtype = "float32" if METHODS[method].tunes_backbone and kw["dtype"] == "auto" else kw["dtype"]
+    backbone = load_backbone(kw["model"], dtype, kw["device"], trust_remote_code=kw["trust_remote_code"])
     task = build_task(backbone, method, method_cfg, template, labels, kw["verbalizer"], cfg.max_length, cfg.seed)
     task.validate(train_set + dev_set, require_label=True)
     common.console.print(
         f"[bold]{method}[/] on [bold]{backbone.name}[/] ({backbone.family}, {str(backbone.dtype).split('.')[-1]}) | "
         f"template {task.template.source!r} | {len(train_set)} train, {len(dev_set)} dev ({dev_note}) | "
         f"{task.module.trainable_parameters():,} trainable parameters")
+    smart = build_config(SmartConfig, kw)
     summary = train(task, train_set, dev_set, cfg, out, resume=kw["resume"], quiet=kw["quiet"],
-                    extra_meta={"data": data.source, "dev_source": dev_note})
+                    extra_meta={"data": data.source, "dev_source": dev_note,
+                                **({"smart": smart.__dict__} if smart.smart else {})}, smart=smart)
     summary["output"] = str(out)
     summary["artifact_bytes"] = sum(f.stat().st_size for f in (out / "tasktune.json", out / "weights.safetensors")
                                     if f.exists())
@@ -95,7 +99,7 @@ train_params = ([_opt("method", "prompt-tuning", f"One of: {', '.join(TRAINABLE)
                  _opt("resume", False, "Continue the run in --output from its last checkpoint.", bool),
                  _opt("quiet", False, "No progress bar.", bool)]
                 + MODEL_OPTS + DATA_OPTS
-                + dataclass_parameters(TrainConfig, *(m.config_class for m in METHODS.values())))
+                + dataclass_parameters(TrainConfig, SmartConfig, *(m.config_class for m in METHODS.values())))
 app.command("train", help="Train a task module; writes OUTPUT/tasktune.json + weights.safetensors.")(
     with_signature(_train, train_params))
 

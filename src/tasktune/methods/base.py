@@ -55,6 +55,7 @@ class TaskModule(nn.Module):
         return 0
 
     uses_soft: ClassVar[bool] = False  # does the method fill the template's [P:n] slots?
+    tunes_backbone: ClassVar[bool] = False  # fine-tuning: needs fp32 weights, changes the backbone
 
     @classmethod
     def fit_config(cls, config, train, labels: list[str], seed: int):

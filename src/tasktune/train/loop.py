@@ -21,6 +21,7 @@ from safetensors.torch import load_file
 
 from tasktune.artifact.store import WEIGHTS, save_task
 from tasktune.data.readers import Example
+from tasktune.regularizers.smart import Smart, SmartConfig
 from tasktune.train.checkpoint import has_checkpoint, load_checkpoint, save_checkpoint
 from tasktune.train.config import TrainConfig
 from tasktune.train.optim import make_optimizer, warmup_linear
@@ -44,7 +45,7 @@ class MetricsLog:
 
 def train(task, train_set: list[Example], dev_set: list[Example], cfg: TrainConfig, out: str | Path,
           resume: bool = False, quiet: bool = False, extra_meta: dict | None = None,
-          stop_after: int | None = None) -> dict:
+          stop_after: int | None = None, smart: SmartConfig | None = None) -> dict:
     out = Path(out)
     if task.module.trainable_parameters() == 0:
         return _no_training(task, dev_set, cfg, out, extra_meta)
@@ -60,6 +61,7 @@ def train(task, train_set: list[Example], dev_set: list[Example], cfg: TrainConf
     optimizer = make_optimizer(cfg.optimizer, params, lr, cfg.weight_decay)
     scheduler = warmup_linear(optimizer, int(cfg.warmup_ratio * cfg.max_steps), cfg.max_steps)
     wrapped, optimizer = acc.prepare(module, optimizer)
+    reg = Smart(smart, module) if smart is not None and smart.smart else None
 
     progress = {"step": 0, "best": None, "best_step": None, "bad_evals": 0, "tokens": 0, "seconds": 0.0}
     ckpt = out / "checkpoint"
@@ -103,12 +105,16 @@ def train(task, train_set: list[Example], dev_set: list[Example], cfg: TrainConf
                 sync = micro == cfg.grad_accum - 1
                 ctx = acc.no_sync(wrapped) if not sync and acc.num_processes > 1 else nullcontext()
                 with ctx:
-                    loss = objective.loss(task.scores(batch, wrapped), labels) / cfg.grad_accum
+                    loss = reg.loss(task, batch, labels, wrapped) if reg else \
+                        objective.loss(task.scores(batch, wrapped), labels)
+                    loss = loss / cfg.grad_accum
                     acc.backward(loss)
                 step_loss += loss.item()
             if cfg.max_grad_norm:
                 acc.clip_grad_norm_(params, cfg.max_grad_norm)
             optimizer.step()
+            if reg:
+                reg.after_step()
             scheduler.step()
             optimizer.zero_grad(set_to_none=True)
             progress["step"] += 1

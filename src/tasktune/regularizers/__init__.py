@@ -1,0 +1,3 @@
+from tasktune.regularizers.smart import Smart, SmartConfig
+
+__all__ = ["Smart", "SmartConfig"]

@@ -1,0 +1,77 @@
+import pytest
+import torch
+
+from tasktune.data.readers import Example
+from tasktune.methods import FineTuningConfig, PromptTuningConfig
+from tasktune.regularizers.smart import Smart, SmartConfig, sym_kl
+from tasktune.task import build_task
+from tasktune.train import TrainConfig, train
+
+from conftest import tiny_backbone, toy_rows
+
+TEMPLATE = "review : {text} sentiment :{answer}"
+
+
+def examples(n=16):
+    return [Example({"text": r["text"]}, r["label"], f"toy:{i}") for i, r in enumerate(toy_rows(n))]
+
+
+def prompt_task(seed=0):
+    return build_task(tiny_backbone("llama"), "prompt-tuning", PromptTuningConfig(prompt_length=4), TEMPLATE,
+                      ["positive", "negative"], seed=seed)
+
+
+def test_adversarial_step_increases_the_divergence():
+    task = prompt_task()
+    batch, _ = task.batch(examples(8))
+    reg = Smart(SmartConfig(smart=True, smart_eps=1e-2, smart_step=1e-2, smart_noise=1e-6), task.module)
+    inputs = reg._embeds(task, task.module(task.backbone, batch))
+    clean = task.objective.scores(task.backbone, inputs, batch).detach()
+    torch.manual_seed(0)
+    x = inputs["inputs_embeds"]
+    noise = torch.randn_like(x) * 1e-3
+    random_div = sym_kl(reg._scores(task, inputs, batch, x + noise), clean)
+    torch.manual_seed(0)
+    adv_div = reg.adversarial(task, inputs, batch, clean)
+    assert adv_div > random_div
+
+
+def test_teacher_is_an_ema_and_swaps_back():
+    task = prompt_task()
+    reg = Smart(SmartConfig(smart=True, smart_beta=0.9), task.module)
+    before = task.module.prompt.detach().clone()
+    with torch.no_grad():
+        task.module.prompt.add_(1.0)
+    reg.after_step()
+    torch.testing.assert_close(reg.teacher[0], before + 0.1)
+    with reg._teacher_weights():
+        torch.testing.assert_close(task.module.prompt.detach(), before + 0.1)
+    torch.testing.assert_close(task.module.prompt.detach(), before + 1.0)
+
+
+def test_zero_coefficients_train_exactly_like_the_plain_method(tmp_path):
+    data = examples()
+    cfg = TrainConfig(max_steps=5, batch_size=8, eval_every=100)
+    plain, wrapped = prompt_task(), prompt_task()
+    train(plain, data, data, cfg, tmp_path / "a", quiet=True)
+    train(wrapped, data, data, cfg, tmp_path / "b", quiet=True,
+          smart=SmartConfig(smart=True, smart_lambda=0.0, smart_mu=0.0))
+    torch.testing.assert_close(plain.module.prompt, wrapped.module.prompt)
+
+
+@pytest.mark.parametrize("layers,expect", [("all", None), ("last:1", "layers.1."), ("bias", ".bias")])
+def test_fine_tuning_trains_only_the_selected_weights_with_smart(tmp_path, layers, expect):
+    bb = tiny_backbone("gpt2" if layers == "bias" else "llama")
+    task = build_task(bb, "fine-tuning", FineTuningConfig(train_layers=layers), TEMPLATE, ["positive", "negative"])
+    tuned = [n for n, p in bb.model.named_parameters() if p.requires_grad]
+    assert tuned and (expect is None or all(expect in n for n in tuned))
+    frozen_before = {n: p.detach().clone() for n, p in bb.model.named_parameters() if not p.requires_grad}
+    train(task, examples(), examples(), TrainConfig(max_steps=3, batch_size=8, eval_every=3, lr=1e-3), tmp_path,
+          quiet=True, smart=SmartConfig(smart=True))
+    for n, p in bb.model.named_parameters():
+        if n in frozen_before:
+            torch.testing.assert_close(p, frozen_before[n])
+    from safetensors.torch import load_file
+
+    stored = load_file(str(tmp_path / "weights.safetensors"))
+    assert sorted(stored) == sorted(f"model.{n}" for n in tuned)
