@@ -33,7 +33,8 @@ class Task:
                           else VocabularyObjective(self.encoder))
         self.module.to(backbone.device)
         self.log_prior: torch.Tensor | None = None  # contextual calibration, computed on first use
-        self.prefix_cache = SharedPrefixCache() if backbone.family == "causal" and reuse_prefix else None
+        share = backbone.family == "causal" and reuse_prefix and not module.provides_kv
+        self.prefix_cache = SharedPrefixCache() if share else None
 
     @property
     def method(self) -> str:

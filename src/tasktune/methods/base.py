@@ -56,6 +56,7 @@ class TaskModule(nn.Module):
 
     uses_soft: ClassVar[bool] = False  # does the method fill the template's [P:n] slots?
     tunes_backbone: ClassVar[bool] = False  # fine-tuning: needs fp32 weights, changes the backbone
+    provides_kv: ClassVar[bool] = False  # hands the backbone a KV prefix of its own (prefix tuning)
 
     @classmethod
     def fit_config(cls, config, train, labels: list[str], seed: int):

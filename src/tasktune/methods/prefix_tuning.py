@@ -1,0 +1,127 @@
+"""Prefix tuning (Li and Liang 2021): trainable key/value vectors prepended at every layer.
+
+Shapes come from the backbone's config: layers x (key, value) x KV heads (grouped-query
+attention aware) x L x head dim. Reparametrisation: a smaller matrix P' (L x k) through an
+MLP (Linear k->h, tanh, Linear h->layers*2*kv_heads*head_dim), h = 512. At export the MLP
+runs once and is dropped: the artifact holds only the prefix, and loading it gives a
+directly-trainable prefix (continued training works).
+
+The prefix reaches the model as a transformers DynamicCache (engine/kv_prefix.py), so every
+real token attends to it at every layer; positions of real tokens start after it.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+from torch import nn
+
+from tasktune import TasktuneError
+from tasktune.engine.kv_prefix import kv_of, with_kv
+from tasktune.methods.base import MethodConfig, TaskModule
+
+
+@dataclass
+class PrefixTuningConfig(MethodConfig):
+    prefix_length: int = 10
+    """Virtual tokens L at every layer."""
+    reparam: bool = True
+    """Train P' through an MLP (folded away at export); --no-reparam trains the prefix directly."""
+    reparam_hidden: int = 512
+    """Hidden width h of the reparametrisation MLP."""
+    prefix_init: str = "random"
+    """random | text (activations of --prefix-init-text, e.g. "table-to-text:")"""
+    prefix_init_text: str = ""
+    prefix_dropout: float = 0.0
+    """Dropout on the prefix during training."""
+
+
+def kv_geometry(config) -> tuple[int, int, int]:
+    """(layers, KV heads, head dim) of a decoder config."""
+    layers = config.num_hidden_layers
+    heads = config.num_attention_heads
+    kv_heads = getattr(config, "num_key_value_heads", None) or heads
+    head_dim = getattr(config, "head_dim", None) or config.hidden_size // heads
+    return layers, kv_heads, head_dim
+
+
+class PrefixTuning(TaskModule):
+    name = "prefix-tuning"
+    config_class = PrefixTuningConfig
+    default_lr = 1e-2
+    provides_kv = True
+
+    def __init__(self, config: PrefixTuningConfig, geometry: tuple[int, int, int], width: int, folded: bool = False):
+        super().__init__(config)
+        self.geometry = geometry
+        layers, kv_heads, head_dim = geometry
+        L = config.prefix_length
+        self.direct = folded or not config.reparam
+        if self.direct:
+            self.prefix = nn.Parameter(torch.zeros(layers, 2, kv_heads, L, head_dim))
+        else:
+            self.embedding = nn.Parameter(torch.zeros(L, width))
+            self.mlp = nn.Sequential(nn.Linear(width, config.reparam_hidden), nn.Tanh(),
+                                     nn.Linear(config.reparam_hidden, layers * 2 * kv_heads * head_dim))
+        self.dropout = nn.Dropout(config.prefix_dropout)
+
+    @classmethod
+    def empty(cls, config: PrefixTuningConfig, backbone, n_virtual: int) -> PrefixTuning:
+        if backbone.family != "causal":
+            raise TasktuneError("prefix tuning supports causal LMs in this version (masked and encoder-decoder "
+                                "models need attention-level prefixes that are not implemented yet)")
+        return cls(config, kv_geometry(backbone.config), backbone.hidden_size)
+
+    @classmethod
+    def from_export(cls, config, backbone, n_virtual: int, tensors: dict[str, torch.Tensor]) -> PrefixTuning:
+        module = cls(config, kv_geometry(backbone.config), backbone.hidden_size, folded=True)
+        module.load_tensors(tensors)
+        return module
+
+    def initialize(self, backbone, label_ids, gen: torch.Generator) -> None:
+        cfg, L = self.config, self.config.prefix_length
+        with torch.no_grad():
+            if cfg.prefix_init == "text":
+                ids = backbone.tokenizer(cfg.prefix_init_text, add_special_tokens=False).input_ids
+                if not ids:
+                    raise TasktuneError("--prefix-init text needs --prefix-init-text")
+                ids = ids * ((L + len(ids) - 1) // len(ids))  # repeat a text shorter than L
+                if self.direct:  # the real words' activations at every layer (last L positions)
+                    kv = kv_of(backbone, torch.tensor([ids], device=backbone.device))
+                    self.prefix.copy_(torch.stack([torch.stack([k[0, :, -L:], v[0, :, -L:]]) for k, v in kv]).float())
+                else:  # reparametrised: P' starts from the words' embeddings
+                    self.embedding.copy_(backbone.embed(torch.tensor(ids[-L:], device=backbone.device)).float())
+            elif cfg.prefix_init == "random":
+                if self.direct:
+                    self.prefix.normal_(0.0, 0.02, generator=gen)
+                else:
+                    self.embedding.normal_(0.0, 0.02, generator=gen)
+            else:
+                raise TasktuneError(f"unknown prefix init '{cfg.prefix_init}': random or text")
+
+    def prefix_tensor(self) -> torch.Tensor:
+        """[layers, 2, kv_heads, L, head_dim]"""
+        if self.direct:
+            return self.prefix
+        layers, kv_heads, head_dim = self.geometry
+        out = self.mlp(self.embedding)  # [L, layers*2*kv_heads*head_dim]
+        return out.view(-1, layers, 2, kv_heads, head_dim).permute(1, 2, 3, 0, 4)
+
+    def forward(self, backbone, batch) -> dict:
+        prefix = self.dropout(self.prefix_tensor()).to(backbone.dtype)
+        kv = [(prefix[i, 0][None], prefix[i, 1][None]) for i in range(prefix.shape[0])]
+        return with_kv(self.place_soft(backbone, batch, None), kv)
+
+    def export_tensors(self) -> dict[str, torch.Tensor]:
+        """Only the prefix: the reparametrisation MLP is run once and dropped."""
+        with torch.no_grad():
+            return {"prefix": self.prefix_tensor().detach().float().cpu().contiguous()}
+
+    def load_tensors(self, tensors: dict[str, torch.Tensor]) -> None:
+        if not self.direct:
+            raise TasktuneError("an exported prefix loads into a direct (folded) prefix module")
+        expected = tuple(self.prefix.shape)
+        if tuple(tensors["prefix"].shape) != expected:
+            raise TasktuneError(f"prefix of shape {tuple(tensors['prefix'].shape)} does not fit this model {expected}")
+        self.prefix.data.copy_(tensors["prefix"])
