@@ -58,7 +58,7 @@ def main() -> None:
         final_acc = json.loads(final)["dev_accuracy"]
         ev = task.evaluate(data.dev)
         rows.append({"method": "prompt-tuning", "init": init, "dev acc (final)": final_acc,
-                     "dev acc (best)": summary["best_dev_accuracy"], "trainable": summary["trainable_parameters"],
+                     "dev acc (best)": summary["best_dev_score"], "trainable": summary["trainable_parameters"],
                      "artifact bytes": size, "train s": round(wall), "real tok/s": summary["tokens_per_second"],
                      "eval ex/s": ev["examples_per_second"], "dtype": dtype})
         print(rows[-1], flush=True)

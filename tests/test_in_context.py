@@ -39,7 +39,7 @@ def test_in_context_train_saves_demos_and_reloads(tmp_path):
                                ["positive", "negative"], 0)
     task = build_task(bb, "in-context", cfg, TEMPLATE, ["positive", "negative"])
     summary = train(task, data, data, TrainConfig(), tmp_path, quiet=True)
-    assert summary["trainable_parameters"] == 0 and summary["best_dev_accuracy"] is not None
+    assert summary["trainable_parameters"] == 0 and summary["best_dev_score"] is not None
     meta = json.loads((tmp_path / "tasktune.json").read_text())
     assert len(meta["method_config"]["demos"]) == 4 and meta["method_config"]["instruction"] == "classify {it}"
     loaded, _ = load_task(tmp_path, backbone=bb)

@@ -13,24 +13,35 @@ import torch
 from tasktune import TasktuneError
 from tasktune.data.readers import Example
 from tasktune.engine.batch import Batch
+from tasktune.engine.decode import generate
 from tasktune.engine.encoding import TemplateEncoder
 from tasktune.engine.kv_prefix import SharedPrefixCache, with_kv
 from tasktune.methods import METHODS, TaskModule
 from tasktune.objectives import ClassificationObjective
 from tasktune.objectives.calibration import calibrate, content_free_log_prior
+from tasktune.objectives.generation import GenerationObjective
 from tasktune.objectives.vocabulary import VocabularyObjective
 from tasktune.templates import Template, Verbalizer
 
 
 class Task:
     def __init__(self, backbone, module: TaskModule, template: Template, verbalizer: Verbalizer | None,
-                 max_length: int = 256, reuse_prefix: bool = True):
-        """`verbalizer` None: open-vocabulary answers (knowledge probing), else classification."""
+                 max_length: int = 256, reuse_prefix: bool = True, objective: str | None = None,
+                 target_field: str = "text"):
+        """objective: classification (needs a verbalizer), vocabulary (open-vocabulary answer,
+        knowledge probing) or generation (`target_field` is the text to produce)."""
         self.backbone, self.module, self.template, self.verbalizer = backbone, module, template, verbalizer
         self.max_length = max_length
         self.encoder = TemplateEncoder.for_backbone(backbone, template, verbalizer, max_length)
-        self.objective = (ClassificationObjective(self.encoder) if verbalizer is not None
-                          else VocabularyObjective(self.encoder))
+        kind = objective or ("classification" if verbalizer is not None else "vocabulary")
+        if kind == "classification":
+            self.objective = ClassificationObjective(self.encoder)
+        elif kind == "vocabulary":
+            self.objective = VocabularyObjective(self.encoder)
+        elif kind == "generation":
+            self.objective = GenerationObjective(self.encoder, target_field)
+        else:
+            raise TasktuneError(f"unknown objective '{kind}'")
         self.module.to(backbone.device)
         self.log_prior: torch.Tensor | None = None  # contextual calibration, computed on first use
         share = backbone.family == "causal" and reuse_prefix and not module.provides_kv
@@ -97,7 +108,47 @@ class Task:
             elif require_label:
                 raise TasktuneError(f"{ex.where}: missing label")
 
+    @torch.inference_mode()
+    def _mean_nll(self, examples: list[Example], batch_size: int) -> dict:
+        total = count = 0.0
+        t0 = time.perf_counter()
+        self.module.eval()
+        for start in range(0, len(examples), batch_size):
+            batch, _ = self.batch(examples[start : start + batch_size])
+            s = self.scores(batch)
+            total, count = total - float(s[:, 0].sum()), count + float(s[:, 1].sum())
+        nll = total / max(count, 1)
+        elapsed = time.perf_counter() - t0
+        return {"loss": nll, "score": -nll, "n": len(examples), "examples_per_second": len(examples) / elapsed,
+                "seconds": elapsed}
+
+    def generate(self, examples: list[Example], beams: int = 5, max_new_tokens: int = 64,
+                 length_penalty: float = 1.0) -> list[str]:
+        return [generate(self, ex, beams, max_new_tokens, length_penalty) for ex in examples]
+
+    def evaluate_generation(self, examples: list[Example], beams: int = 5, max_new_tokens: int = 64) -> dict:
+        """Decode once per distinct source (all fields but the target); references grouped per source."""
+        target = self.objective.target_field
+        groups: dict[tuple, list[str]] = {}
+        first: dict[tuple, Example] = {}
+        for ex in examples:
+            key = tuple(sorted((k, v) for k, v in ex.fields.items() if k != target))
+            groups.setdefault(key, []).append(ex.fields[target])
+            first.setdefault(key, ex)
+        t0 = time.perf_counter()
+        hyps = self.generate(list(first.values()), beams, max_new_tokens)
+        elapsed = time.perf_counter() - t0
+        from tasktune.objectives.text_metrics import text_metrics
+
+        n_tokens = sum(len(self.backbone.tokenizer(h, add_special_tokens=False).input_ids) for h in hyps)
+        return {**text_metrics(hyps, list(groups.values())), "n": len(hyps), "beams": beams,
+                "examples_per_second": len(hyps) / elapsed, "tokens_per_second": n_tokens / elapsed,
+                "samples": [{"source": first[k].fields, "output": h} for k, h in list(zip(first, hyps, strict=True))[:5]]}
+
     def evaluate(self, examples: list[Example], batch_size: int = 32) -> dict:
+        """Metrics whose `score` selects checkpoints: accuracy, P@1, or minus the dev NLL (generation)."""
+        if self.objective.kind == "generation":
+            return self._mean_nll(examples, batch_size)
         labeled = [ex for ex in examples if ex.label is not None]
         if not labeled:
             raise TasktuneError("evaluation data has no labels")
@@ -111,12 +162,12 @@ class Task:
         if self.verbalizer is None:  # open vocabulary: P@1 over single-token answers
             keep = gold >= 0
             p1 = (pred[keep] == gold[keep]).float().mean().item() if bool(keep.any()) else 0.0
-            return {"p_at_1": p1, "accuracy": p1, "n": int(keep.sum()), "n_multi_token_excluded": int((~keep).sum()),
-                    **speed}
+            return {"p_at_1": p1, "accuracy": p1, "score": p1, "n": int(keep.sum()),
+                    "n_multi_token_excluded": int((~keep).sum()), **speed}
         acc = (pred == gold).float().mean().item()
         per_label = {lab: int((pred == i).sum()) for i, lab in enumerate(self.verbalizer.labels)}
         majority = max((gold == i).float().mean().item() for i in range(len(self.verbalizer.labels)))
-        return {"accuracy": acc, "n": len(labeled), **speed, "majority_baseline": majority,
+        return {"accuracy": acc, "score": acc, "n": len(labeled), **speed, "majority_baseline": majority,
                 "predicted_counts": per_label}
 
     def predict(self, examples: list[Example], batch_size: int = 32) -> list[dict]:
@@ -137,12 +188,14 @@ class Task:
         verb = self.verbalizer
         return {"method": self.method, "method_config": dataclasses.asdict(self.module.config),
                 "objective": self.objective.kind, "template": self.template.source,
+                "target_field": getattr(self.objective, "target_field", None),
                 "verbalizer": verb.to_dict() if verb else None, "labels": list(verb.labels) if verb else [],
                 "max_length": self.max_length, "family": self.backbone.family}
 
 
 def build_task(backbone, method: str, method_config, template: str, labels: list[str] | None,
-               verbalizer: str | dict | None = None, max_length: int = 256, seed: int = 0) -> Task:
+               verbalizer: str | dict | None = None, max_length: int = 256, seed: int = 0,
+               objective: str | None = None, target_field: str = "text") -> Task:
     """`labels` None builds an open-vocabulary task (answers scored over the whole vocabulary)."""
     if method not in METHODS:
         raise TasktuneError(f"unknown method '{method}': choose from {', '.join(METHODS)}")
@@ -155,4 +208,4 @@ def build_task(backbone, method: str, method_config, template: str, labels: list
     tmpl = cls.task_template(method_config, tmpl, verb)
     encoder_probe = TemplateEncoder.for_backbone(backbone, tmpl, verb, max_length)
     module = cls.build(method_config, backbone, tmpl.n_soft, encoder_probe.label_ids, seed)
-    return Task(backbone, module, tmpl, verb, max_length)
+    return Task(backbone, module, tmpl, verb, max_length, objective=objective, target_field=target_field)

@@ -111,4 +111,6 @@ def load_task(path: str | Path, backbone=None, force: bool = False, dtype: str =
     template = Template.parse(meta["template"])
     verbalizer = Verbalizer.from_spec(meta["verbalizer"], meta["labels"]) if meta.get("verbalizer") else None
     module = cls.from_export(config, backbone, template.n_soft, tensors)
-    return Task(backbone, module, template, verbalizer, meta.get("max_length", 256)), meta
+    task = Task(backbone, module, template, verbalizer, meta.get("max_length", 256), objective=meta.get("objective"),
+                target_field=meta.get("target_field") or "text")
+    return task, meta

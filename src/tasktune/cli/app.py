@@ -59,19 +59,25 @@ def _train(**kw) -> None:
     fmap = common.parse_field_map(kw["text_field"], kw["field"])
     if kw["task"] == "facts":
         data, template, labels = common.load_facts_task(kw["data"], kw["template"], method)
+    elif kw["task"] == "generation":
+        data = common.load_data(kw["data"], fmap, kw["label_field"])
+        labels = None
+        template = kw["template"] or common.generation_template(data.fields, kw["target_field"])
     elif kw["task"] == "classification":
         data = common.load_data(kw["data"], fmap, kw["label_field"])
         labels = data.labels
         template = kw["template"] or default_template(data.fields, labels)
     else:
-        raise TasktuneError(f"unknown task '{kw['task']}': classification or facts")
+        raise TasktuneError(f"unknown task '{kw['task']}': classification, facts or generation")
     train_set, dev_set, dev_note = common.hold_out_dev(data, cfg.dev_size, cfg.seed)
     if not train_set:
         raise TasktuneError(f"{data.source}: no training examples")
     method_cfg = METHODS[method].fit_config(method_cfg, train_set, labels, cfg.seed)
     dtype = "float32" if METHODS[method].tunes_backbone and kw["dtype"] == "auto" else kw["dtype"]
     backbone = load_backbone(kw["model"], dtype, kw["device"], trust_remote_code=kw["trust_remote_code"])
-    task = build_task(backbone, method, method_cfg, template, labels, kw["verbalizer"], cfg.max_length, cfg.seed)
+    objective = "generation" if kw["task"] == "generation" else None
+    task = build_task(backbone, method, method_cfg, template, labels, kw["verbalizer"], cfg.max_length, cfg.seed,
+                      objective=objective, target_field=kw["target_field"])
     task.validate(train_set + dev_set, require_label=True)
     common.console.print(
         f"[bold]{method}[/] on [bold]{backbone.name}[/] ({backbone.family}, {str(backbone.dtype).split('.')[-1]}) | "
@@ -89,8 +95,9 @@ def _train(**kw) -> None:
 
 TRAINABLE = [name for name in METHODS if name != "zero-shot"]
 train_params = ([_opt("method", "prompt-tuning", f"One of: {', '.join(TRAINABLE)}.", str),
-                 _opt("task", "classification", "classification (verbalizer) or facts (open-vocabulary answer, "
-                      "P@1; data: relation/subject/object rows, split by subject).", str),
+                 _opt("task", "classification", "classification (verbalizer), facts (open-vocabulary answer, "
+                      "P@1; data: relation/subject/object rows, split by subject) or generation.", str),
+                 _opt("target_field", "text", "Generation: the field holding the text to produce.", str),
                  _opt("data", None, "Folder with train/dev files, one file, or a hub dataset name "
                       "(default: the bundled demo).", str | None),
                  _opt("output", None, "Run folder (artifact, metrics, checkpoint); default runs/METHOD.",
@@ -116,15 +123,22 @@ def eval_cmd(
     text_field: str | None = typer.Option(None, "--text-field"),
     label_field: str = typer.Option("label", "--label-field"),
     split: str = typer.Option("test", "--split", help="Facts files: train, dev, test or all."),
+    beams: int = typer.Option(5, "--beams", help="Generation: beam size (1 = greedy)."),
+    max_new_tokens: int = typer.Option(64, "--max-new-tokens", help="Generation: longest output."),
 ):
     """Evaluate a trained task on labelled data (facts: P@1 on the file's test split)."""
     task = _load(artifact, model, dtype, force)
-    if task.verbalizer is None:  # knowledge probing: the facts file's held-out test split
+    kind = task.objective.kind
+    if kind == "vocabulary":  # knowledge probing: the facts file's held-out test split
         rows = common.facts_split(data, split)
     else:
-        rows = common.eval_examples(data, common.parse_field_map(text_field, None), label_field, require_label=True)
-    task.validate(rows, require_label=True)
-    metrics = task.evaluate(rows, batch_size)
+        rows = common.eval_examples(data, common.parse_field_map(text_field, None), label_field,
+                                    require_label=kind == "classification")
+    task.validate(rows, require_label=kind != "generation")
+    if kind == "generation":
+        metrics = task.evaluate_generation(rows, beams, max_new_tokens)
+    else:
+        metrics = task.evaluate(rows, batch_size)
     _report(metrics, json_out)
 
 
@@ -137,8 +151,10 @@ def predict_cmd(
     force: bool = typer.Option(False, "--force"),
     model: str | None = typer.Option(None, "--model"),
     dtype: str = typer.Option("auto", "--dtype"),
+    beams: int = typer.Option(5, "--beams", help="Generation: beam size (1 = greedy)."),
+    max_new_tokens: int = typer.Option(64, "--max-new-tokens"),
 ):
-    """Predict labels for --text or every row of --data."""
+    """Predict labels (or generate text) for --text or every row of --data."""
     from tasktune.data.readers import Example
 
     if (text is None) == (data is None):
@@ -154,6 +170,10 @@ def predict_cmd(
     else:
         rows = common.eval_examples(data, {}, "label", require_label=False)
         task.validate(rows)
+    if task.objective.kind == "generation":
+        for ex, out in zip(rows, task.generate(rows, beams, max_new_tokens), strict=True):
+            common.print_json({"input": ex.fields, "output": out}) if json_out else print(out)
+        return
     for pred in task.predict(rows):
         if json_out:
             common.print_json(pred)

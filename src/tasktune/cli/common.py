@@ -106,3 +106,12 @@ def facts_split(path: str, split: str) -> list[Example]:
     if split not in ("train", "dev", "test"):
         raise TasktuneError(f"--split '{split}': train, dev, test or all")
     return getattr(data, split)
+
+
+def generation_template(fields: list[str], target: str) -> str:
+    sources = [f for f in fields if f != target]
+    if not sources:
+        raise TasktuneError(f"generation data needs a source field besides '{target}' (fields: {fields})")
+    if sources == ["table"] or "table" in sources:
+        return "Table: {table}\nText:{answer}"
+    return "".join(f"{{{f}}}\n" for f in sources) + "Output:{answer}"

@@ -80,7 +80,7 @@ def train(task, train_set: list[Example], dev_set: list[Example], cfg: TrainConf
 
     def evaluate(step: int) -> None:
         metrics = task.evaluate(dev_set, cfg.eval_batch_size) if dev_set else {}
-        score = metrics.get("accuracy", -math.inf) if dev_set else step
+        score = metrics.get("score", -math.inf) if dev_set else step
         log.write({"step": step, **{f"dev_{k}": v for k, v in metrics.items() if k != "predicted_counts"}})
         if progress["best"] is None or score > progress["best"]:
             progress.update(best=score, best_step=step, bad_evals=0)
@@ -142,7 +142,7 @@ def train(task, train_set: list[Example], dev_set: list[Example], cfg: TrainConf
     acc.wait_for_everyone()
     if progress["best_step"] != progress["step"] and (out / WEIGHTS).is_file():
         module.load_tensors(load_file(str(out / WEIGHTS)))  # leave the best weights in the task
-    return {"best_step": progress["best_step"], "best_dev_accuracy": progress["best"] if dev_set else None,
+    return {"best_step": progress["best_step"], "best_dev_score": progress["best"] if dev_set else None,
             "steps": progress["step"], "train_seconds": progress["seconds"],
             "tokens_per_second": progress["tokens"] / max(progress["seconds"], 1e-9),
             "trainable_parameters": n_params, "p_over_n": meta["p_over_n"]}
@@ -155,5 +155,5 @@ def _no_training(task, dev_set: list[Example], cfg: TrainConfig, out: Path, extr
     save_task(task, out, {"train_config": cfg.__dict__, **(extra_meta or {}), "metrics": {"dev": metrics}})
     MetricsLog(out / "metrics.jsonl", True).write({"step": 0, **{f"dev_{k}": v for k, v in metrics.items()
                                                                  if k != "predicted_counts"}})
-    return {"best_step": 0, "best_dev_accuracy": metrics.get("accuracy"), "steps": 0, "train_seconds": 0.0,
+    return {"best_step": 0, "best_dev_score": metrics.get("accuracy"), "steps": 0, "train_seconds": 0.0,
             "tokens_per_second": 0.0, "trainable_parameters": 0, "p_over_n": 0.0}

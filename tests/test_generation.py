@@ -1,0 +1,54 @@
+import pytest
+import torch
+
+from tasktune.data.readers import Example
+from tasktune.methods import PrefixTuningConfig, PromptTuningConfig, ZeroShotConfig
+from tasktune.task import build_task
+from tasktune.train import TrainConfig, train
+
+from conftest import tiny_backbone
+
+TEMPLATE = "table : {table} text :{answer}"
+ROWS = [("name paris area city", "paris is a lovely city"), ("name london", "london is a great city"),
+        ("name paris area city", "a city that is paris")]
+
+
+def examples():
+    return [Example({"table": t, "text": x}, None, f"toy:{i}") for i, (t, x) in enumerate(ROWS)]
+
+
+@pytest.mark.parametrize("kind", ["gpt2", "llama"])
+@pytest.mark.parametrize("beams", [1, 3])
+def test_our_decoder_matches_generate_on_a_plain_model(kind, beams):
+    bb = tiny_backbone(kind)
+    task = build_task(bb, "zero-shot", ZeroShotConfig(), TEMPLATE, None, objective="generation")
+    ex = examples()[0]
+    ids = torch.tensor([task.encoder.answer_row(ex).ids])
+    ref = bb.model.generate(ids, attention_mask=torch.ones_like(ids), max_new_tokens=6, do_sample=False,
+                            num_beams=beams, length_penalty=1.0, early_stopping=True,
+                            eos_token_id=bb.tokenizer.eos_token_id, pad_token_id=bb.tokenizer.pad_token_id)
+    expected = bb.tokenizer.decode(ref[0, ids.shape[1]:], skip_special_tokens=True).strip()
+    assert task.generate([ex], beams=beams, max_new_tokens=6)[0] == expected
+
+
+@pytest.mark.parametrize("method,cfg", [("prefix-tuning", PrefixTuningConfig(prefix_length=2, reparam_hidden=16)),
+                                        ("prompt-tuning", PromptTuningConfig(prompt_length=2))])
+def test_generation_training_lowers_target_nll_and_decodes(tmp_path, method, cfg):
+    bb = tiny_backbone("llama")
+    task = build_task(bb, method, cfg, TEMPLATE, None, objective="generation")
+    data = examples() * 4
+    before = task.evaluate(data)["loss"]
+    train(task, data, data, TrainConfig(max_steps=15, batch_size=4, eval_every=5, lr=3e-2), tmp_path, quiet=True)
+    assert task.evaluate(data)["loss"] < before
+    metrics = task.evaluate_generation(examples(), beams=2, max_new_tokens=5)
+    assert metrics["n"] == 2  # two distinct tables, references grouped
+    assert 0 <= metrics["bleu"] <= 100 and 0 <= metrics["rouge_l"] <= 100
+
+
+def test_target_tokens_only_are_scored():
+    bb = tiny_backbone("gpt2")
+    task = build_task(bb, "zero-shot", ZeroShotConfig(), TEMPLATE, None, objective="generation")
+    row = task.objective.encode(examples()[1])[0][0]
+    target = task.objective.target_ids(examples()[1])
+    assert row.targets == target and len(row.score_pos) == len(target)
+    assert row.score_pos[0] == len(task.encoder.render(examples()[1])[0]) - 1
