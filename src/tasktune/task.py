@@ -143,7 +143,8 @@ class Task:
         n_tokens = sum(len(self.backbone.tokenizer(h, add_special_tokens=False).input_ids) for h in hyps)
         return {**text_metrics(hyps, list(groups.values())), "n": len(hyps), "beams": beams,
                 "examples_per_second": len(hyps) / elapsed, "tokens_per_second": n_tokens / elapsed,
-                "samples": [{"source": first[k].fields, "output": h} for k, h in list(zip(first, hyps, strict=True))[:5]]}
+                "samples": [{"source": first[k].fields, "output": h}
+                            for k, h in list(zip(first, hyps, strict=True))[:5]]}
 
     def evaluate(self, examples: list[Example], batch_size: int = 32) -> dict:
         """Metrics whose `score` selects checkpoints: accuracy, P@1, or minus the dev NLL (generation)."""
