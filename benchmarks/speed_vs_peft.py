@@ -64,14 +64,17 @@ def nonembedding_params(model) -> int:
 
 def run_tasktune(args) -> dict:
     from tasktune.backbone import load_backbone
-    from tasktune.methods import PromptTuningConfig
+    from tasktune.methods import PrefixTuningConfig, PromptTuningConfig
     from tasktune.task import build_task
 
     bb = load_backbone("smollm2-135m", args.dtype)
     data, steps = batches(args.steps)
-    task = build_task(bb, "prompt-tuning", PromptTuningConfig(prompt_length=20, init="text", init_text=INIT_TEXT),
-                      TEMPLATE, data.labels, max_length=96)
-    opt = torch.optim.AdamW(task.module.parameters(), lr=3e-2, weight_decay=1e-5)
+    if args.method == "prompt":
+        method, mcfg, lr = "prompt-tuning", PromptTuningConfig(prompt_length=20, init="text", init_text=INIT_TEXT), 3e-2
+    else:
+        method, mcfg, lr = "prefix-tuning", PrefixTuningConfig(prefix_length=20, reparam=False), 1e-2
+    task = build_task(bb, method, mcfg, TEMPLATE, data.labels, max_length=96)
+    opt = torch.optim.AdamW(task.module.parameters(), lr=lr, weight_decay=1e-5)
     times, real, processed = [], 0, 0
     for i, exs in enumerate(steps):
         t = time.perf_counter()
@@ -83,7 +86,7 @@ def run_tasktune(args) -> dict:
         if i:
             times.append(time.perf_counter() - t)
             real += batch.real_tokens
-            processed += batch.ids.numel()
+            processed += batch.ids.numel()  # prefix positions are attended to, not run through the layers
     n = nonembedding_params(bb.model)
     t_eval = time.perf_counter()
     task.predict_scores(data.dev[: args.eval_n], 32)
@@ -93,7 +96,7 @@ def run_tasktune(args) -> dict:
 
 
 def run_peft(args) -> dict:
-    from peft import PromptTuningConfig, PromptTuningInit, TaskType, get_peft_model
+    from peft import PrefixTuningConfig, PromptTuningConfig, PromptTuningInit, TaskType, get_peft_model
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
     from tasktune.backbone.aliases import resolve_alias
@@ -104,11 +107,16 @@ def run_peft(args) -> dict:
     tok = AutoTokenizer.from_pretrained(folder)
     tok.pad_token = tok.eos_token
     model = AutoModelForCausalLM.from_pretrained(folder, dtype=dtype)
-    cfg = PromptTuningConfig(task_type=TaskType.CAUSAL_LM, prompt_tuning_init=PromptTuningInit.TEXT,
-                             num_virtual_tokens=20, prompt_tuning_init_text=INIT_TEXT, tokenizer_name_or_path=folder)
+    if args.method == "prompt":
+        cfg = PromptTuningConfig(task_type=TaskType.CAUSAL_LM, prompt_tuning_init=PromptTuningInit.TEXT,
+                                 num_virtual_tokens=20, prompt_tuning_init_text=INIT_TEXT,
+                                 tokenizer_name_or_path=folder)
+    else:
+        cfg = PrefixTuningConfig(task_type=TaskType.CAUSAL_LM, num_virtual_tokens=20)
     model = get_peft_model(model, cfg)
     data, steps = batches(args.steps)
-    opt = torch.optim.AdamW([p for p in model.parameters() if p.requires_grad], lr=3e-2, weight_decay=1e-5)
+    lr = 3e-2 if args.method == "prompt" else 1e-2
+    opt = torch.optim.AdamW([p for p in model.parameters() if p.requires_grad], lr=lr, weight_decay=1e-5)
 
     def prompt(ex):
         return f"Review: {ex.fields['text']}\nSentiment:"
@@ -160,42 +168,55 @@ def main() -> None:
     ap.add_argument("--eval-n", type=int, default=128)
     ap.add_argument("--one", default=None)
     ap.add_argument("--dtype", default="float32")
+    ap.add_argument("--method", default="prompt")
     args = ap.parse_args()
     if args.one:
         return child(args)
     peaks = {"float32": gemm_peak(torch.float32), "bfloat16": gemm_peak(torch.bfloat16)}
     rows = []
-    for lib, dtype in (("peft", "float32"), ("peft", "bfloat16"), ("tasktune", "bfloat16"), ("tasktune", "float32")):
+    runs = [(lib, "prompt", dtype) for lib, dtype in (("peft", "float32"), ("peft", "bfloat16"),
+                                                       ("tasktune", "bfloat16"), ("tasktune", "float32"))]
+    runs += [("peft", "prefix", "float32"), ("peft", "prefix", "bfloat16"), ("tasktune", "prefix", "bfloat16")]
+    for lib, method, dtype in runs:
         cmd = [sys.executable, __file__, "--one", lib, "--dtype", dtype, "--steps", str(args.steps),
-               "--eval-n", str(args.eval_n)]
+               "--eval-n", str(args.eval_n), "--method", method]
         out = subprocess.run(cmd, capture_output=True, text=True)
         line = [x for x in out.stdout.splitlines() if x.startswith("RESULT ")]
+        r = {"library": lib, "method": method, "backbone dtype": dtype}
         if not line:
-            raise SystemExit(f"{lib} {dtype} failed:\n{out.stderr[-3000:]}")
-        r = {"library": lib, "backbone dtype": dtype, **json.loads(line[0][7:])}
+            err = [x for x in out.stderr.strip().splitlines() if x.strip()]
+            rows.append({**r, "error": (err[-1] if err else f"exit {out.returncode}")[:160]})
+            print(rows[-1], flush=True)
+            continue
+        r.update(json.loads(line[0][7:]))
         if "flops_s" in r:
             r["MFU (vs GEMM peak of dtype)"] = r["flops_s"] / peaks[dtype]
         rows.append(r)
         print(r, flush=True)
-    base = {r["backbone dtype"]: r for r in rows if r["library"] == "peft"}
-    ours = next(r for r in rows if r["library"] == "tasktune" and r["backbone dtype"] == "bfloat16")
-    ratios = {
-        "train tok/s vs PEFT fp32": ours["real_tok_s"] / base["float32"]["real_tok_s"],
-        "train tok/s vs PEFT bf16": ours["real_tok_s"] / base["bfloat16"]["real_tok_s"],
-        "eval ex/s vs PEFT fp32": ours["eval_ex_s"] / base["float32"]["eval_ex_s"],
-        "eval ex/s vs PEFT bf16": ours["eval_ex_s"] / base["bfloat16"]["eval_ex_s"],
-        "peak RSS vs PEFT fp32": ours["peak_rss_gb"] / base["float32"]["peak_rss_gb"],
-    }
+    ratios = {}
+    for method in ("prompt", "prefix"):
+        base = {r["backbone dtype"]: r for r in rows if r["library"] == "peft" and r["method"] == method
+                and "error" not in r}
+        ours = next((r for r in rows if r["library"] == "tasktune" and r["method"] == method
+                     and r["backbone dtype"] == "bfloat16" and "error" not in r), None)
+        if ours is None:
+            continue
+        for dt, tag in (("float32", "fp32"), ("bfloat16", "bf16")):
+            if dt in base:
+                ratios[f"{method}: train tok/s vs PEFT {tag}"] = ours["real_tok_s"] / base[dt]["real_tok_s"]
+                ratios[f"{method}: eval ex/s vs PEFT {tag}"] = ours["eval_ex_s"] / base[dt]["eval_ex_s"]
+                ratios[f"{method}: peak RSS vs PEFT {tag}"] = ours["peak_rss_gb"] / base[dt]["peak_rss_gb"]
     print(ratios)
-    cols = ["library", "backbone dtype", "median_step_s", "real_tok_s", "eval_ex_s", "peak_rss_gb",
-            "MFU (vs GEMM peak of dtype)"]
-    body = ("Prompt tuning, 20 text-initialised virtual tokens, SST-2 train batches of 16 (natural lengths, the "
+    cols = ["library", "method", "backbone dtype", "median_step_s", "real_tok_s", "eval_ex_s", "peak_rss_gb",
+            "MFU (vs GEMM peak of dtype)", "error"]
+    body = ("Prompt tuning (20 text-initialised virtual tokens) and prefix tuning (20 prefix positions at every "
+            "layer, no reparametrisation, PEFT's default), SST-2 train batches of 16 (natural lengths, the "
             f"same {args.steps} batches for every run; step 1 is warm-up), eval on the first {args.eval_n} dev "
             "sentences at batch 32. Each row is its own process.\n\n"
             f"GEMM peak (2048^3): fp32 {peaks['float32'] / 1e9:.0f} GFLOP/s, bf16 {peaks['bfloat16'] / 1e9:.0f} "
             "GFLOP/s.\n\n**tasktune (bf16 backbone) / PEFT:** "
             + ", ".join(f"{k} **{v:.2f}x**" for k, v in ratios.items()) + "\n\n" + table(rows, cols))
-    write_section("speed_vs_peft", "Speed and memory: tasktune vs PEFT (prompt tuning)",
+    write_section("speed_vs_peft", "Speed and memory: tasktune vs PEFT (prompt and prefix tuning)",
                   f"python benchmarks/speed_vs_peft.py --steps {args.steps} --eval-n {args.eval_n}", body,
                   {"rows": rows, "ratios": ratios, "gemm_peak": peaks})
 
