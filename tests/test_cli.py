@@ -117,3 +117,31 @@ def test_errors_are_one_line_with_nonzero_exit(tmp_path):
                           capture_output=True, text=True)
     assert proc.returncode == 2
     assert proc.stderr.strip().count("\n") == 0 and proc.stderr.startswith("error:")
+
+
+def test_fewglue_presets_render_every_pattern():
+    from tasktune.data.readers import Example
+    from tasktune.methods import ZeroShotConfig
+    from tasktune.task import build_task
+    from tasktune.templates.tasks import PRESETS
+
+    from conftest import tiny_backbone
+
+    bb = tiny_backbone("gpt2")
+    fields = {"passage": "the film", "question": "is it good", "premise": "a film", "hypothesis": "it is good",
+              "sentence1": "a film", "sentence2": "the film", "word": "film"}
+    for preset in PRESETS.values():
+        for pattern in preset.patterns:
+            task = build_task(bb, "zero-shot", ZeroShotConfig(), pattern, list(preset.verbalizer), preset.verbalizer)
+            batch, _ = task.batch([Example(fields, list(preset.verbalizer)[0], "x:1")])
+            assert task.scores(batch).shape == (1, len(preset.verbalizer))
+
+
+def test_preset_option_sets_template_and_verbalizer(tiny_dir, tmp_path):
+    rows = [{"premise": "a film", "hypothesis": "it is good", "label": lab}
+            for lab in ["entailment", "not_entailment"] * 4]
+    write_jsonl(tmp_path / "rte" / "train.jsonl", rows)
+    result, err = run("zero-shot", "--model", tiny_dir, "--data", tmp_path / "rte", "--preset", "rte",
+                      "--pattern", 1, "--json", "--dtype", "float32")
+    assert err is None, err
+    assert json.loads(result.stdout)["template"].startswith('"{premise}"')

@@ -33,6 +33,8 @@ MODEL_OPTS = [
     _opt("trust_remote_code", False, "Run the model repository's own code (off unless asked).", bool),
 ]
 DATA_OPTS = [
+    _opt("preset", None, "Task preset with patterns and verbalizer: boolq, cb, rte, wic.", str | None),
+    _opt("pattern", 0, "Which of the preset's patterns (PET-style pattern-verbalizer pairs).", int),
     _opt("template", None, "Template, e.g. \"[P:10] Review: {text}\\nSentiment:{answer}\" (default: from the data).",
          str | None),
     _opt("verbalizer", None, "label=word,... or a JSON object (default: each label's own name).", str | None),
@@ -46,6 +48,7 @@ def _train(**kw) -> None:
     from tasktune.backbone import load_backbone
     from tasktune.task import build_task
     from tasktune.templates import default_template
+    from tasktune.templates.tasks import preset_template
     from tasktune.train import train
 
     common.quiet_libraries()
@@ -67,6 +70,9 @@ def _train(**kw) -> None:
         data = common.load_data(kw["data"], fmap, kw["label_field"])
         labels = data.labels
         template = kw["template"] or default_template(data.fields, labels)
+        if kw["preset"]:
+            preset_tmpl, kw["verbalizer"] = preset_template(kw["preset"], kw["pattern"], method)
+            template = kw["template"] or preset_tmpl
     else:
         raise TasktuneError(f"unknown task '{kw['task']}': classification, facts or generation")
     train_set, dev_set, dev_note = common.hold_out_dev(data, cfg.dev_size, cfg.seed)
@@ -193,6 +199,11 @@ def _zero_shot(**kw) -> None:
     rows = data.dev or data.test or data.train
     labels = data.labels
     template = kw["template"] or default_template(data.fields, labels)
+    if kw["preset"]:
+        from tasktune.templates.tasks import preset_template
+
+        preset_tmpl, kw["verbalizer"] = preset_template(kw["preset"], kw["pattern"], "zero-shot")
+        template = kw["template"] or preset_tmpl
     backbone = load_backbone(kw["model"], kw["dtype"], kw["device"], trust_remote_code=kw["trust_remote_code"])
     task = build_task(backbone, "zero-shot", ZeroShotConfig(), template, labels, kw["verbalizer"], kw["max_length"])
     _report({**task.evaluate(rows, kw["batch_size"]), "template": task.template.source}, kw["json_out"])
