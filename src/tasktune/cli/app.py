@@ -94,6 +94,13 @@ def _train(**kw) -> None:
                     extra_meta={"data": data.source, "dev_source": dev_note,
                                 **({"smart": smart.__dict__} if smart.smart else {})}, smart=smart)
     summary["output"] = str(out)
+    meta_path = out / "tasktune.json"
+    if meta_path.exists():
+        import json
+
+        dev = json.loads(meta_path.read_text()).get("metrics", {}).get("dev", {})
+        summary["dev"] = {k: v for k, v in dev.items() if k in ("accuracy", "p_at_1", "loss", "n",
+                                                                 "majority_baseline")}
     summary["artifact_bytes"] = sum(f.stat().st_size for f in (out / "tasktune.json", out / "weights.safetensors")
                                     if f.exists())
     common.print_json(summary)
