@@ -40,3 +40,19 @@ def test_artifact_holds_encoder_output_and_predicts_identically(tmp_path):
     assert loaded.module._frozen is not None  # inference used the stored output, not the encoder
     loaded.module.train()
     assert loaded.module._frozen is None
+
+
+def test_tune_backbone_trains_lm_with_its_own_learning_rate(tmp_path):
+    from tasktune.train import TrainConfig, train
+
+    bb = tiny_backbone("gpt2")
+    cfg = PTuningConfig(encoder="mlp", tune_backbone=True, backbone_lr=1e-4)
+    task = build_task(bb, "p-tuning", cfg, TEMPLATE, ["positive", "negative"])
+    groups = task.module.param_groups(1e-3)
+    assert [g["lr"] for g in groups] == [1e-3, 1e-4]
+    before = bb.model.transformer.h[0].mlp.c_fc.weight.detach().clone()
+    train(task, examples(), examples(), TrainConfig(max_steps=2, batch_size=4, eval_every=2), tmp_path, quiet=True)
+    assert not torch.allclose(before, bb.model.transformer.h[0].mlp.c_fc.weight)
+    assert (tmp_path / "weights.safetensors").exists()  # tied weights saved without error
+    assert type(task.module).needs_fp32(cfg)
+    assert not type(task.module).needs_fp32(PTuningConfig())

@@ -40,12 +40,23 @@ def atomic_write_bytes(path: Path, data: bytes) -> None:
         raise
 
 
+def unshared(tensors: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+    """Contiguous tensors, copying any that share storage with an earlier one (tied weights):
+    safetensors refuses shared storage."""
+    out, seen = {}, set()
+    for k, v in tensors.items():
+        v = v.contiguous()
+        out[k] = v.clone() if v.data_ptr() in seen else v
+        seen.add(v.data_ptr())
+    return out
+
+
 def atomic_save_tensors(path: Path, tensors: dict[str, torch.Tensor], metadata: dict | None = None) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
     os.close(fd)
     try:
-        save_file({k: v.contiguous() for k, v in tensors.items()}, tmp, metadata=metadata)
+        save_file(unshared(tensors), tmp, metadata=metadata)
         os.chmod(tmp, _umask_mode())
         os.replace(tmp, path)
     except BaseException:

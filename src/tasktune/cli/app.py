@@ -79,7 +79,7 @@ def _train(**kw) -> None:
     if not train_set:
         raise TasktuneError(f"{data.source}: no training examples")
     method_cfg = METHODS[method].fit_config(method_cfg, train_set, labels, cfg.seed)
-    dtype = "float32" if METHODS[method].tunes_backbone and kw["dtype"] == "auto" else kw["dtype"]
+    dtype = "float32" if METHODS[method].needs_fp32(method_cfg) and kw["dtype"] == "auto" else kw["dtype"]
     backbone = load_backbone(kw["model"], dtype, kw["device"], trust_remote_code=kw["trust_remote_code"])
     objective = "generation" if kw["task"] == "generation" else None
     task = build_task(backbone, method, method_cfg, template, labels, kw["verbalizer"], cfg.max_length, cfg.seed,

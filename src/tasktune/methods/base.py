@@ -95,5 +95,14 @@ class TaskModule(nn.Module):
     def load_tensors(self, tensors: dict[str, torch.Tensor]) -> None:
         self.load_state_dict(tensors)
 
+    @classmethod
+    def needs_fp32(cls, config) -> bool:
+        """Does this configuration train backbone weights (which want fp32)?"""
+        return cls.tunes_backbone
+
+    def param_groups(self, lr: float) -> list[dict]:
+        """Optimizer parameter groups (a method may give parts their own learning rate)."""
+        return [{"params": [p for p in self.parameters() if p.requires_grad], "lr": lr}]
+
     def trainable_parameters(self) -> int:
         return sum(p.numel() for p in self.parameters() if p.requires_grad)

@@ -36,6 +36,10 @@ class PTuningConfig(MethodConfig):
     """Prompt encoder: lstm | mlp | identity"""
     encoder_hidden: int = 0
     """Hidden width of the prompt encoder (0 = the backbone's width)."""
+    tune_backbone: bool = False
+    """Also train every backbone weight (fp32), as P-tuning does on SuperGLUE."""
+    backbone_lr: float = 1e-5
+    """Learning rate of the backbone weights when --tune-backbone."""
 
 
 class PromptEncoder(nn.Module):
@@ -64,11 +68,14 @@ class PTuning(TaskModule):
     default_lr = 1e-3
     uses_soft = True
 
-    def __init__(self, config: PTuningConfig, n_virtual: int, width: int):
+    def __init__(self, config: PTuningConfig, n_virtual: int, width: int, model: nn.Module | None = None):
         super().__init__(config)
         self.embedding = nn.Parameter(torch.zeros(n_virtual, width))
         self.encoder = PromptEncoder(config.encoder, width, config.encoder_hidden or width)
         self._frozen: torch.Tensor | None = None  # encoder output, reused while not training
+        if config.tune_backbone:  # the LM's weights become task parameters too
+            self.model = model
+            model.requires_grad_(True)
 
     @classmethod
     def prefix_soft_length(cls, config: PTuningConfig) -> int:
@@ -76,7 +83,20 @@ class PTuning(TaskModule):
 
     @classmethod
     def empty(cls, config: PTuningConfig, backbone, n_virtual: int) -> PTuning:
-        return cls(config, n_virtual, backbone.hidden_size)
+        if config.tune_backbone and backbone.dtype != torch.float32:
+            raise TasktuneError("--tune-backbone needs fp32 weights: load the model with --dtype float32")
+        return cls(config, n_virtual, backbone.hidden_size, backbone.model if config.tune_backbone else None)
+
+    @classmethod
+    def needs_fp32(cls, config: PTuningConfig) -> bool:
+        return config.tune_backbone
+
+    def param_groups(self, lr: float) -> list[dict]:
+        own = [self.embedding, *self.encoder.parameters()]
+        groups = [{"params": own, "lr": lr}]
+        if self.config.tune_backbone:
+            groups.append({"params": list(self.model.parameters()), "lr": self.config.backbone_lr})
+        return groups
 
     def initialize(self, backbone, label_ids, gen: torch.Generator) -> None:
         with torch.no_grad():
@@ -86,7 +106,10 @@ class PTuning(TaskModule):
     def train(self, mode: bool = True):
         if mode:  # parameters may change: the cached encoder output is stale
             self._frozen = None
-        return super().train(mode)
+        super().train(mode)
+        if not self.config.tune_backbone and hasattr(self, "model"):
+            self.model.eval()
+        return self
 
     def soft_vectors(self) -> torch.Tensor:
         if self.training:
@@ -103,5 +126,5 @@ class PTuning(TaskModule):
         return out
 
     def load_tensors(self, tensors: dict[str, torch.Tensor]) -> None:
-        self.load_state_dict({k: v for k, v in tensors.items() if k != "prompt"})
+        self.load_state_dict({k: v for k, v in tensors.items() if k != "prompt"}, strict=not self.config.tune_backbone)
         self._frozen = tensors["prompt"].to(self.embedding.device) if "prompt" in tensors else None

@@ -18,11 +18,7 @@ TENSORS, STATE = "state.safetensors", "state.json"
 
 
 def save_checkpoint(folder: Path, module, optimizer, scheduler, progress: dict) -> None:
-    tensors, seen = {}, set()
-    for k, v in module.state_dict().items():  # tied weights share storage: safetensors needs copies
-        v = v.detach().cpu()
-        tensors[f"module.{k}"] = v.clone() if v.data_ptr() in seen else v
-        seen.add(v.data_ptr())
+    tensors = {f"module.{k}": v.detach().cpu() for k, v in module.state_dict().items()}
     opt = optimizer.state_dict()
     scalars: dict = {}
     for idx, state in opt["state"].items():

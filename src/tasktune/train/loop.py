@@ -58,7 +58,7 @@ def train(task, train_set: list[Example], dev_set: list[Example], cfg: TrainConf
 
     lr = cfg.lr or module.default_lr
     params = [p for p in module.parameters() if p.requires_grad]
-    optimizer = make_optimizer(cfg.optimizer, params, lr, cfg.weight_decay)
+    optimizer = make_optimizer(cfg.optimizer, module.param_groups(lr), lr, cfg.weight_decay)
     scheduler = warmup_linear(optimizer, int(cfg.warmup_ratio * cfg.max_steps), cfg.max_steps)
     wrapped, optimizer = acc.prepare(module, optimizer)
     reg = Smart(smart, module) if smart is not None and smart.smart else None
