@@ -83,7 +83,7 @@ class Task:
         self.module.eval()
         for start in range(0, len(order), batch_size):
             idx = order[start : start + batch_size]
-            batch, _ = self.batch([examples[i] for i in idx])
+            batch, _ = self.batch([Example(examples[i].fields, None, examples[i].where) for i in idx])  # labels unused
             scores = self.scores(batch).float().cpu()
             if out is None:
                 out = torch.empty(len(examples), scores.shape[-1])

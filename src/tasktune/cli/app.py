@@ -275,6 +275,25 @@ app.command("probe", help="Measure which feature in-context learning prefers und
     with_signature(_probe, _probe_params()))
 
 
+@app.command("serve")
+def serve_cmd(
+    artifacts: list[Path] = typer.Argument(..., help="Artifact folders (one task each; same base model)."),
+    host: str = typer.Option("127.0.0.1", "--host"),
+    port: int = typer.Option(8000, "--port"),
+    dtype: str = typer.Option("auto", "--dtype"),
+    max_batch: int = typer.Option(32, "--max-batch", help="Most inputs in one dynamic batch."),
+    max_wait_ms: float = typer.Option(5.0, "--max-wait-ms", help="How long a request waits for company."),
+):
+    """Serve many tasks on one backbone over HTTP (POST /predict {task, inputs})."""
+    import uvicorn
+
+    from tasktune.serve import TaskServer, create_app
+
+    common.quiet_libraries()
+    server = TaskServer(artifacts, dtype=dtype, max_batch=max_batch, max_wait_ms=max_wait_ms)
+    uvicorn.run(create_app(server), host=host, port=port, log_level="warning")
+
+
 @app.command("models")
 def models_cmd():
     """List the model aliases and whether they are installed and cached."""

@@ -1,0 +1,36 @@
+import torch
+
+from tasktune.data.readers import Example
+from tasktune.methods import PromptTuningConfig, PTuningConfig, ZeroShotConfig
+from tasktune.runtime import ensemble_predict, mixed_scores
+from tasktune.task import build_task
+
+from conftest import tiny_backbone, toy_rows
+
+T = "review : {text} sentiment :{answer}"
+
+
+def examples(n=6):
+    return [Example({"text": r["text"]}, r["label"], f"toy:{i}") for i, r in enumerate(toy_rows(n))]
+
+
+def test_a_mixed_batch_equals_each_task_alone():
+    bb = tiny_backbone("llama")
+    tasks = [build_task(bb, "prompt-tuning", PromptTuningConfig(prompt_length=3), T, ["positive", "negative"], seed=1),
+             build_task(bb, "p-tuning", PTuningConfig(encoder="mlp"), "[P:2] {text} [P:1] is it good ?{answer}",
+                        ["yes", "no"], seed=2),
+             build_task(bb, "zero-shot", ZeroShotConfig(), T, ["good", "bad", "neutral"])]
+    exs = examples()
+    items = [(i % 3, ex) for i, ex in enumerate(exs)]
+    mixed = mixed_scores(tasks, items)
+    for (ti, ex), got in zip(items, mixed, strict=True):
+        alone = tasks[ti].predict_scores([ex])[0]
+        torch.testing.assert_close(got, alone, atol=1e-4, rtol=1e-4)
+
+
+def test_ensemble_votes():
+    bb = tiny_backbone("gpt2")
+    tasks = [build_task(bb, "prompt-tuning", PromptTuningConfig(prompt_length=2), T, ["positive", "negative"],
+                        seed=s) for s in range(3)]
+    preds = ensemble_predict(tasks, examples(4))
+    assert len(preds) == 4 and all(sum(p["votes"].values()) == 3 for p in preds)
