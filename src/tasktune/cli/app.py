@@ -294,6 +294,50 @@ def serve_cmd(
     uvicorn.run(create_app(server), host=host, port=port, log_level="warning")
 
 
+def _pretrain_prompt(**kw) -> None:
+    from tasktune.backbone import load_backbone
+    from tasktune.methods import PromptTuningConfig
+    from tasktune.ppt.corpus import read_corpus
+    from tasktune.ppt.tasks import build
+    from tasktune.task import build_task
+    from tasktune.train import train
+
+    common.quiet_libraries()
+    cfg = build_config(TrainConfig, kw)
+    pcfg = build_config(PromptTuningConfig, kw)
+    out = Path(kw["output"])
+    common.check_output_dir(out, kw["overwrite"], kw["resume"])
+    docs = read_corpus(kw["corpus"])
+    rows, template, verbalizer = build(kw["ppt_task"], docs, kw["examples"] + cfg.dev_size, cfg.seed)
+    dev, train_rows = rows[: cfg.dev_size], rows[cfg.dev_size :]
+    backbone = load_backbone(kw["model"], kw["dtype"], kw["device"], trust_remote_code=kw["trust_remote_code"])
+    task = build_task(backbone, "prompt-tuning", pcfg, template, list(verbalizer), verbalizer, cfg.max_length,
+                      cfg.seed)
+    common.console.print(f"PPT '{kw['ppt_task']}' task: {len(docs)} documents, {len(train_rows)} train / "
+                         f"{len(dev)} dev examples, prompt of {task.template.n_soft}")
+    summary = train(task, train_rows, dev, cfg, out, resume=kw["resume"], quiet=kw["quiet"],
+                    extra_meta={"ppt": {"task": kw["ppt_task"], "corpus": kw["corpus"], "documents": len(docs)}})
+    common.print_json({**summary, "output": str(out)})
+
+
+def _pretrain_params():
+    from tasktune.methods import PromptTuningConfig
+
+    return ([_opt("corpus", ..., "JSONL of documents ({'text'} or {'title', 'wikitext'}).", str),
+             _opt("ppt_task", "choice", "choice (unified multiple choice, 6 options) or pair (yes/maybe/no).", str),
+             _opt("examples", 4000, "Self-supervised training examples to build.", int),
+             _opt("output", ..., "Run folder for the pre-trained prompt.", str),
+             _opt("overwrite", False, "Replace a previous run in --output.", bool),
+             _opt("resume", False, "Continue the run in --output.", bool),
+             _opt("quiet", False, "No progress bar.", bool)]
+            + MODEL_OPTS + dataclass_parameters(TrainConfig, PromptTuningConfig))
+
+
+app.command("pretrain-prompt", help="PPT: pre-train a soft prompt on self-supervised tasks from unlabeled text; "
+            "use it with `train --init pretrained --init-from RUN`.")(with_signature(_pretrain_prompt,
+                                                                                    _pretrain_params()))
+
+
 @app.command("models")
 def models_cmd():
     """List the model aliases and whether they are installed and cached."""

@@ -7,6 +7,7 @@ from dataclasses import dataclass
 import torch
 from torch import nn
 
+from tasktune import TasktuneError
 from tasktune.methods.base import MethodConfig, TaskModule
 from tasktune.methods.soft_init import init_soft
 
@@ -16,9 +17,11 @@ class PromptTuningConfig(MethodConfig):
     prompt_length: int = 20
     """Virtual tokens prepended when the template places no [P:n] slot of its own."""
     init: str = "sampled-vocab"
-    """random-uniform | sampled-vocab | class-label | text"""
+    """random-uniform | sampled-vocab | class-label | text | pretrained (PPT: --init-from RUN)"""
     init_text: str = ""
     """String whose token embeddings initialise the prompt (init=text)."""
+    init_from: str = ""
+    """A prompt-tuning artifact (e.g. from `tasktune pretrain-prompt`) whose prompt is the init."""
 
 
 class PromptTuning(TaskModule):
@@ -36,7 +39,10 @@ class PromptTuning(TaskModule):
 
     def initialize(self, backbone, label_ids, gen: torch.Generator) -> None:
         with torch.no_grad():
-            vecs = init_soft(backbone, len(self.prompt), self.config.init, gen, label_ids, self.config.init_text)
+            if self.config.init == "pretrained":
+                vecs = pretrained_prompt(self.config.init_from, backbone, len(self.prompt))
+            else:
+                vecs = init_soft(backbone, len(self.prompt), self.config.init, gen, label_ids, self.config.init_text)
             self.prompt.copy_(vecs)
 
     uses_soft = True
@@ -47,3 +53,19 @@ class PromptTuning(TaskModule):
 
     def soft_vectors(self) -> torch.Tensor:
         return self.prompt
+
+
+def pretrained_prompt(path: str, backbone, n: int) -> torch.Tensor:
+    """The prompt of an artifact trained on this backbone, cut or repeated to n vectors."""
+    from tasktune.artifact.store import load_artifact
+
+    if not path:
+        raise TasktuneError("--init pretrained needs --init-from RUN (a prompt-tuning artifact)")
+    meta, tensors = load_artifact(path)
+    if "prompt" not in tensors:
+        raise TasktuneError(f"{path}: holds no soft prompt (method {meta.get('method')})")
+    if meta["base_model"]["fingerprint"] != backbone.fingerprint:
+        raise TasktuneError(f"{path}: prompt was trained on '{meta['base_model']['name']}', not this model")
+    prompt = tensors["prompt"].float()
+    reps = (n + len(prompt) - 1) // len(prompt)
+    return prompt.repeat(reps, 1)[:n]
