@@ -87,3 +87,65 @@ def test_seed_makes_training_reproducible(tmp_path):
     train(a, data, data, cfg, tmp_path / "a", quiet=True)
     train(b, data, data, cfg, tmp_path / "b", quiet=True)
     torch.testing.assert_close(a.module.prompt, b.module.prompt)
+
+
+def test_adafactor_grad_accumulation_and_early_stopping(tmp_path):
+    data = examples()
+    task = make_task()
+    cfg = TrainConfig(max_steps=50, batch_size=4, grad_accum=2, optimizer="adafactor", lr=0.3, eval_every=1,
+                      patience=2)
+    summary = train(task, data, data, cfg, tmp_path, quiet=True)
+    assert summary["steps"] < 50  # stopped early: dev accuracy stopped improving
+    assert summary["tokens_per_second"] > 0
+
+
+def test_grad_accumulation_equals_one_big_batch(tmp_path):
+    data = examples(8)
+    a, b = make_task(), make_task()
+    train(a, data, data, TrainConfig(max_steps=1, batch_size=8, eval_every=100, max_grad_norm=0), tmp_path / "a",
+          quiet=True)
+    # two accumulated micro-batches of 4 hold the same 8 examples, and the loss is their mean either way
+    train(b, data, data, TrainConfig(max_steps=1, batch_size=4, grad_accum=2, eval_every=100, max_grad_norm=0),
+          tmp_path / "b", quiet=True)
+    assert not torch.equal(a.module.prompt, make_task().module.prompt)
+    torch.testing.assert_close(a.module.prompt, b.module.prompt, atol=1e-5, rtol=1e-4)
+
+
+@pytest.mark.parametrize("kind", ["llama", "gpt2"])
+def test_gradient_checkpointing_saves_less_and_gives_the_same_update(tmp_path, kind):
+    from transformers.modeling_layers import GradientCheckpointingLayer
+
+    from tasktune.train.loop import checkpointing
+
+    data = examples(8)
+    saved, prompts = {}, {}
+    for ckpt in (False, True):
+        task = make_task(kind)
+        batch, labels = task.batch(data)
+        count = [0]
+
+        def pack(t, count=count):
+            count[0] += t.numel()
+            return t
+
+        with checkpointing(task, ckpt), torch.autograd.graph.saved_tensors_hooks(pack, lambda t: t):
+            task.objective.loss(task.scores(batch), labels)
+        saved[ckpt] = count[0]
+        train(task, data, [], TrainConfig(max_steps=1, batch_size=8, gradient_checkpointing=ckpt),
+              tmp_path / str(ckpt), quiet=True)
+        prompts[ckpt] = task.module.prompt.detach()
+        layer = next(m for m in task.backbone.model.modules() if isinstance(m, GradientCheckpointingLayer))
+        assert not layer.training and not layer.gradient_checkpointing  # restored: the backbone is shared
+    assert saved[True] < saved[False] / 3  # activations of the layers are recomputed, not kept
+    torch.testing.assert_close(prompts[False], prompts[True], atol=1e-5, rtol=1e-4)
+
+
+def test_gradient_checkpointing_refuses_prefix_tuning(tmp_path):
+    from tasktune import TasktuneError
+    from tasktune.methods import PrefixTuningConfig
+
+    task = build_task(tiny_backbone("llama"), "prefix-tuning", PrefixTuningConfig(prefix_length=2, reparam_hidden=8),
+                      TEMPLATE, ["positive", "negative"])
+    with pytest.raises(TasktuneError, match="prefix"):
+        train(task, examples(8), [], TrainConfig(max_steps=1, batch_size=8, gradient_checkpointing=True), tmp_path,
+              quiet=True)

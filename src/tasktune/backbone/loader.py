@@ -75,12 +75,12 @@ def weight_fingerprint(model: nn.Module) -> str:
     return h.hexdigest()[:16]
 
 
-def _resolve_source(name: str) -> str:
+def _resolve_source(name: str, dtype: torch.dtype) -> str:
     if name in ALIASES:
-        from tasktune.backbone.gguf_cache import cached_gguf_dir
+        from tasktune.backbone.gguf_cache import cached_dtype_dir, cached_gguf_dir
 
         _, gguf = resolve_alias(name)
-        return str(cached_gguf_dir(name, gguf))
+        return str(cached_dtype_dir(cached_gguf_dir(name, gguf), dtype))
     return name
 
 
@@ -97,11 +97,11 @@ def load_backbone(
     """
     from transformers import AutoConfig, AutoTokenizer
 
-    source = _resolve_source(name)
     if name not in ALIASES and not Path(name).exists() and name.count("/") > 1:
         raise TasktuneError(f"model '{name}' is neither an alias ({', '.join(ALIASES)}), a folder nor a hub id")
     dev = torch.device(device) if device else default_device()
     torch_dtype = resolve_dtype(dtype, dev)
+    source = _resolve_source(name, torch_dtype)
     try:
         config = AutoConfig.from_pretrained(source, trust_remote_code=trust_remote_code)
     except OSError as e:

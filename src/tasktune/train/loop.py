@@ -11,7 +11,7 @@ from __future__ import annotations
 import json
 import math
 import time
-from contextlib import nullcontext
+from contextlib import contextmanager, nullcontext
 from pathlib import Path
 
 import torch
@@ -19,6 +19,7 @@ from accelerate import Accelerator
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from safetensors.torch import load_file
 
+from tasktune import TasktuneError
 from tasktune.artifact.store import WEIGHTS, save_task
 from tasktune.data.readers import Example
 from tasktune.regularizers.smart import Smart, SmartConfig
@@ -91,7 +92,7 @@ def train(task, train_set: list[Example], dev_set: list[Example], cfg: TrainConf
         wrapped.train()
 
     losses: list[float] = []
-    with _progress(quiet or not acc.is_main_process) as bar:
+    with checkpointing(task, cfg.gradient_checkpointing), _progress(quiet or not acc.is_main_process) as bar:
         job = bar.add_task("train", total=cfg.max_steps, completed=progress["step"], info="")
         wrapped.train()
         while progress["step"] < cfg.max_steps:
@@ -146,6 +147,35 @@ def train(task, train_set: list[Example], dev_set: list[Example], cfg: TrainConf
             "steps": progress["step"], "train_seconds": progress["seconds"],
             "tokens_per_second": progress["tokens"] / max(progress["seconds"], 1e-9),
             "trainable_parameters": n_params, "p_over_n": meta["p_over_n"]}
+
+
+@contextmanager
+def checkpointing(task, enabled: bool):
+    """Gradient checkpointing on a frozen backbone kept in eval mode: transformers checkpoints a
+    layer only when that layer's own `training` flag is set, so we set just that flag (dropout
+    and other children stay in eval mode) and restore everything afterwards."""
+    if not enabled:
+        yield
+        return
+    if task.module.provides_kv:
+        raise TasktuneError("--gradient-checkpointing drops KV prefixes in transformers' layers: not with "
+                            f"{task.method}")
+    from transformers.modeling_layers import GradientCheckpointingLayer
+
+    model = task.backbone.model
+    model.activation_checkpointing_enable(activation_checkpointing_kwargs={"use_reentrant": False})
+    layers = [m for m in model.modules() if isinstance(m, GradientCheckpointingLayer)]
+    if not layers:
+        raise TasktuneError(f"{type(model).__name__} has no checkpointable layers")
+    saved = [m.training for m in layers]
+    for m in layers:
+        m.training = True
+    try:
+        yield
+    finally:
+        for m, was in zip(layers, saved, strict=True):
+            m.training = was
+        model.activation_checkpointing_disable()
 
 
 def _no_training(task, dev_set: list[Example], cfg: TrainConfig, out: Path, extra_meta: dict | None) -> dict:
