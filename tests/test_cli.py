@@ -129,7 +129,7 @@ def test_fewglue_presets_render_every_pattern():
 
     bb = tiny_backbone("gpt2")
     fields = {"passage": "the film", "question": "is it good", "premise": "a film", "hypothesis": "it is good",
-              "sentence1": "a film", "sentence2": "the film", "word": "film"}
+              "sentence1": "a film", "sentence2": "the film", "word": "film", "choice1": "a", "choice2": "b"}
     for preset in PRESETS.values():
         for pattern in preset.patterns:
             task = build_task(bb, "zero-shot", ZeroShotConfig(), pattern, list(preset.verbalizer), preset.verbalizer)
@@ -145,3 +145,26 @@ def test_preset_option_sets_template_and_verbalizer(tiny_dir, tmp_path):
                       "--pattern", 1, "--json", "--dtype", "float32")
     assert err is None, err
     assert json.loads(result.stdout)["template"].startswith('"{premise}"')
+
+
+def test_copa_scores_each_choice_as_the_answer():
+    import torch
+
+    from tasktune.data.readers import Example
+    from tasktune.methods import ZeroShotConfig
+    from tasktune.task import build_task
+    from tasktune.templates.tasks import PRESETS
+
+    from conftest import tiny_backbone
+
+    bb = tiny_backbone("llama")
+    preset = PRESETS["copa"]
+    task = build_task(bb, "zero-shot", ZeroShotConfig(), preset.patterns[0], ["0", "1"], preset.verbalizer)
+    ex = Example({"premise": "the film was dull", "question": "effect", "choice1": "i loved it",
+                  "choice2": "i hated the film"}, "1", "copa:1")
+    batch, labels = task.batch([ex])
+    assert len(batch) == 2 and labels.tolist() == [1]  # one row per choice
+    tok = bb.tokenizer
+    assert batch.targets[1, : len(tok(" i hated the film").input_ids)].tolist() == tok(" i hated the film").input_ids
+    scores = task.scores(batch)
+    assert scores.shape == (1, 2) and torch.isfinite(scores).all()

@@ -33,7 +33,7 @@ MODEL_OPTS = [
     _opt("trust_remote_code", False, "Run the model repository's own code (off unless asked).", bool),
 ]
 DATA_OPTS = [
-    _opt("preset", None, "Task preset with patterns and verbalizer: boolq, cb, rte, wic.", str | None),
+    _opt("preset", None, "Task preset with patterns and verbalizer: boolq, cb, rte, copa, wic.", str | None),
     _opt("pattern", 0, "Which of the preset's patterns (PET-style pattern-verbalizer pairs).", int),
     _opt("template", None, "Template, e.g. \"[P:10] Review: {text}\\nSentiment:{answer}\" (default: from the data).",
          str | None),

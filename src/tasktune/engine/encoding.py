@@ -122,7 +122,8 @@ class TemplateEncoder:
         """One row (all verbalizer words single-token) or one row per label (multi-token)."""
         if self.single_token:
             return [self._answer_row(ex, [self.label_ids[0][0]], fast=True)]
-        return [self._answer_row(ex, cand, fast=False) for cand in self.label_ids]
+        candidates = self.label_ids or self.verbalizer.token_ids(self.tok, ex.fields, ex.where)
+        return [self._answer_row(ex, cand, fast=False) for cand in candidates]
 
     def answer_row(self, ex: Example) -> Row:
         """One row reading the answer slot's first position (open-vocabulary answers)."""

@@ -1,6 +1,7 @@
 """Task presets: fields, pattern-verbalizer pairs (PET style, several patterns per task) and
 a P-tuning pattern, for the FewGLUE tasks. Patterns end with the answer slot so that causal
-LMs can read it; masked LMs use the same patterns with a mask there."""
+LMs can read it; masked LMs use the same patterns with a mask there. COPA's "verbalizer"
+names the example's own choices: each choice is scored as the answer (sum of log-probs)."""
 
 from __future__ import annotations
 
@@ -37,6 +38,12 @@ PRESETS = {p.name: p for p in (
         "\"{premise}\"\nQuestion: \"{hypothesis}\"?\nAnswer:{answer}",
         "{premise} Based on the previous passage, is it true that \"{hypothesis}\"? Yes or No?{answer}",
     ), NLI2, "[P:3] {premise}\n[P:3] Question: {hypothesis} ? [P:3]\nAnswer:{answer}"),
+    TaskPreset("copa", (
+        "{premise} What was the {question} of this?{answer}",
+        "{premise} The {question} was that{answer}",
+        "Premise: {premise}\nWhat was the {question}? Answer:{answer}",
+    ), {"0": " {choice1}", "1": " {choice2}"},
+        "[P:3] {premise} [P:3] {question} ? [P:3]{answer}"),
     TaskPreset("wic", (
         "{sentence1}\n{sentence2}\nQuestion: Is the word '{word}' used in the same sense in the two sentences "
         "above?\nAnswer:{answer}",
@@ -49,7 +56,7 @@ PRESETS = {p.name: p for p in (
 def preset_template(name: str, pattern: int, method: str) -> tuple[str, dict]:
     """(template, verbalizer) of a preset; P-tuning gets the preset's pseudo-token pattern."""
     if name not in PRESETS:
-        raise TasktuneError(f"unknown preset '{name}': choose from {', '.join(PRESETS)} (COPA is not wired yet)")
+        raise TasktuneError(f"unknown preset '{name}': choose from {', '.join(PRESETS)}")
     preset = PRESETS[name]
     if method == "p-tuning":
         return preset.p_tuning, preset.verbalizer

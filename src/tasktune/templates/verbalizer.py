@@ -3,9 +3,12 @@
 from __future__ import annotations
 
 import json
+import re
 from dataclasses import dataclass
 
 from tasktune import TasktuneError
+
+_FIELD = re.compile(r"\{([A-Za-z_][A-Za-z0-9_]*)\}")
 
 
 @dataclass(frozen=True)
@@ -57,9 +60,26 @@ class Verbalizer:
     def to_dict(self) -> dict[str, str]:
         return dict(zip(self.labels, self.words, strict=True))
 
-    def token_ids(self, tokenizer) -> list[list[int]]:
+    @property
+    def per_example(self) -> bool:
+        """Words that name the example's fields ("{choice1}"): the answers of a multiple choice."""
+        return any(_FIELD.search(w) for w in self.words)
+
+    def words_for(self, fields: dict[str, str], where: str = "") -> tuple[str, ...]:
+        def fill(m):
+            if m.group(1) not in fields:
+                raise TasktuneError(f"{where}: verbalizer needs field '{m.group(1)}'")
+            return fields[m.group(1)]
+
+        return tuple(_FIELD.sub(fill, w) for w in self.words)
+
+    def token_ids(self, tokenizer, fields: dict[str, str] | None = None, where: str = "") -> list[list[int]]:
+        """Token ids of each label's word; per-example words need the example's `fields`."""
+        if self.per_example and fields is None:
+            return []
+        words = self.words_for(fields, where) if fields is not None else self.words
         out = []
-        for label, word in zip(self.labels, self.words, strict=True):
+        for label, word in zip(self.labels, words, strict=True):
             ids = tokenizer(word, add_special_tokens=False).input_ids
             if not ids:
                 raise TasktuneError(f"verbalizer word {word!r} for label '{label}' is empty after tokenisation")
