@@ -75,3 +75,24 @@ def test_fine_tuning_trains_only_the_selected_weights_with_smart(tmp_path, layer
 
     stored = load_file(str(tmp_path / "weights.safetensors"))
     assert sorted(stored) == sorted(f"model.{n}" for n in tuned)
+
+
+@pytest.mark.parametrize("kind", ["llama", "bert", "t5"])
+def test_linear_head_fine_tuning_trains_and_reloads(tmp_path, kind):
+    from tasktune.artifact import load_task
+
+    bb = tiny_backbone(kind)
+    task = build_task(bb, "fine-tuning", FineTuningConfig(head="linear", train_layers="last:1"), TEMPLATE,
+                      ["positive", "negative"])
+    batch, labels = task.batch(examples(4))
+    assert task.scores(batch).shape == (4, 2)
+    train(task, examples(), examples(), TrainConfig(max_steps=3, batch_size=8, eval_every=3, lr=1e-2), tmp_path,
+          quiet=True, smart=SmartConfig(smart=True))
+    from safetensors.torch import load_file
+
+    stored = load_file(str(tmp_path / "weights.safetensors"))
+    assert "classifier.weight" in stored and stored["classifier.weight"].shape[0] == 2
+    fresh = tiny_backbone(kind)
+    loaded, _ = load_task(tmp_path, backbone=fresh)
+    torch.testing.assert_close(loaded.predict_scores(examples()), task.predict_scores(examples()), atol=1e-4,
+                               rtol=1e-4)

@@ -72,6 +72,13 @@ class Task:
         inputs = (module or self.module)(self.backbone, batch)
         if kv is not None:
             inputs = with_kv(inputs, kv)
+        return self.scores_from_inputs(inputs, batch)
+
+    def scores_from_inputs(self, inputs: dict, batch: Batch) -> torch.Tensor:
+        """Scores of backbone inputs: through the method's own head if it has one, else the objective."""
+        head = getattr(self.module, "head_scores", None)
+        if head is not None:
+            return head(self.backbone, inputs, batch)
         return self.objective.scores(self.backbone, inputs, batch)
 
     @torch.inference_mode()

@@ -22,6 +22,9 @@ from tasktune.methods.base import MethodConfig, TaskModule
 class FineTuningConfig(MethodConfig):
     train_layers: str = "all"
     """all | last:K | bias | a substring of parameter names"""
+    head: str = "lm"
+    """lm: verbalizer words through the LM head (PET-style cloze) | linear: a new classifier on the
+    answer-position hidden state (causal), [CLS] (masked) or the mean encoder state (seq2seq)"""
 
 
 def _block_index(name: str) -> int | None:
@@ -52,9 +55,16 @@ class FineTuning(TaskModule):
     default_lr = 2e-5
     tunes_backbone = True
 
-    def __init__(self, config: FineTuningConfig, model: nn.Module):
+    def __init__(self, config: FineTuningConfig, model: nn.Module, n_labels: int = 0, family: str = "causal"):
         super().__init__(config)
         self.model = model  # registered: its tuned weights are this task's parameters
+        self.family = family
+        if config.head not in ("lm", "linear"):
+            raise TasktuneError(f"--head '{config.head}': lm or linear")
+        if config.head == "linear":
+            if n_labels < 2:
+                raise TasktuneError("--head linear needs a classification task with labels")
+            self.classifier = nn.Linear(model.get_input_embeddings().weight.shape[1], n_labels)
         self.tuned = selected(model, config.train_layers)
         wanted = set(self.tuned)
         for n, p in model.named_parameters():
@@ -63,10 +73,39 @@ class FineTuning(TaskModule):
             raise TasktuneError("fine-tuning selected no parameters (model has no biases?)")
 
     @classmethod
-    def empty(cls, config: FineTuningConfig, backbone, n_virtual: int) -> FineTuning:
+    def empty(cls, config: FineTuningConfig, backbone, n_virtual: int, n_labels: int = 0) -> FineTuning:
         if backbone.dtype != torch.float32:
             raise TasktuneError("fine-tuning needs fp32 weights: load the model with --dtype float32")
-        return cls(config, backbone.model)
+        return cls(config, backbone.model, n_labels, backbone.family)
+
+    @classmethod
+    def build(cls, config, backbone, n_virtual: int, label_ids=None, seed: int = 0) -> FineTuning:
+        torch.manual_seed(seed)  # the linear head's initialisation
+        return cls.empty(config, backbone, n_virtual, len(label_ids or []))
+
+    @classmethod
+    def from_export(cls, config, backbone, n_virtual: int, tensors: dict[str, torch.Tensor]) -> FineTuning:
+        n = tensors["classifier.weight"].shape[0] if "classifier.weight" in tensors else 0
+        module = cls.empty(config, backbone, n_virtual, n)
+        module.load_tensors(tensors)
+        return module
+
+    @property
+    def head_scores(self):
+        """Scores from the linear head, or None to use the objective (LM head)."""
+        return self._linear_scores if self.config.head == "linear" else None
+
+    def _linear_scores(self, backbone, inputs: dict, batch) -> torch.Tensor:
+        if self.family == "seq2seq":
+            enc = self.model.get_encoder()(inputs_embeds=inputs.get("inputs_embeds"), input_ids=inputs.get("input_ids"),
+                                           attention_mask=inputs["attention_mask"]).last_hidden_state
+            m = inputs["attention_mask"][..., None].to(enc.dtype)
+            pooled = (enc * m).sum(1) / m.sum(1)
+        else:
+            hidden = self.model.base_model(**inputs).last_hidden_state
+            pos = batch.score_pos[:, :1] if self.family == "causal" else torch.zeros_like(batch.score_pos[:, :1])
+            pooled = torch.take_along_dim(hidden, pos[..., None], dim=1)[:, 0]  # answer position / [CLS]
+        return self.classifier(pooled.float())
 
     def forward(self, backbone, batch) -> dict:
         self.model.train(self.training)
@@ -74,10 +113,16 @@ class FineTuning(TaskModule):
 
     def export_tensors(self) -> dict[str, torch.Tensor]:
         params = dict(self.model.named_parameters())
-        return {f"model.{n}": params[n].detach().float().cpu().contiguous() for n in self.tuned}
+        out = {f"model.{n}": params[n].detach().float().cpu().contiguous() for n in self.tuned}
+        if self.config.head == "linear":
+            out.update({f"classifier.{k}": v.detach().float().cpu() for k, v in self.classifier.state_dict().items()})
+        return out
 
     def load_tensors(self, tensors: dict[str, torch.Tensor]) -> None:
-        state = {k[len("model."):]: v for k, v in tensors.items()}
+        if self.config.head == "linear":
+            self.classifier.load_state_dict({k[len("classifier."):]: v for k, v in tensors.items()
+                                             if k.startswith("classifier.")})
+        state = {k[len("model."):]: v for k, v in tensors.items() if k.startswith("model.")}
         missing = self.model.load_state_dict(state, strict=False).unexpected_keys
         if missing:
             raise TasktuneError(f"artifact holds tensors the model lacks: {missing[:3]}")

@@ -69,7 +69,7 @@ class Smart:
         self.teacher = [p.detach().clone() for p in self.params] if config.smart_mu else []
 
     def _scores(self, task, inputs: dict, batch, embeds: torch.Tensor) -> torch.Tensor:
-        return task.objective.scores(task.backbone, {**inputs, "inputs_embeds": embeds}, batch)
+        return task.scores_from_inputs({**inputs, "inputs_embeds": embeds}, batch)
 
     @staticmethod
     def _embeds(task, inputs: dict) -> dict:
@@ -104,14 +104,13 @@ class Smart:
 
     def loss(self, task, batch, labels: torch.Tensor, module) -> torch.Tensor:
         inputs = self._embeds(task, module(task.backbone, batch))
-        clean = task.objective.scores(task.backbone, inputs, batch)
+        clean = task.scores_from_inputs(inputs, batch)
         total = task.objective.loss(clean, labels)
         if self.cfg.smart_lambda:
             total = total + self.cfg.smart_lambda * self.adversarial(task, inputs, batch, clean)
         if self.cfg.smart_mu:
             with torch.no_grad(), self._teacher_weights():
-                teacher = task.objective.scores(task.backbone, self._embeds(task, module(task.backbone, batch)),
-                                                batch)
+                teacher = task.scores_from_inputs(self._embeds(task, module(task.backbone, batch)), batch)
             total = total + self.cfg.smart_mu * sym_kl(clean, teacher)
         return total
 
