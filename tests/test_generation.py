@@ -52,3 +52,21 @@ def test_target_tokens_only_are_scored():
     target = task.objective.target_ids(examples()[1])
     assert row.targets == target and len(row.score_pos) == len(target)
     assert row.score_pos[0] == len(task.encoder.render(examples()[1])[0]) - 1
+
+
+def test_webnlg_shape_lists_are_joined_or_exploded(tmp_path):
+    import json
+
+    from tasktune.data.readers import read_examples
+
+    path = tmp_path / "w.jsonl"
+    path.write_text(json.dumps({"category": "Airport", "triples": ["a | b | c", "d | e | f"],
+                                "texts": ["first text", "second text"]}) + "\n")
+    rows = read_examples(path, explode="texts")
+    assert [r.fields["texts"] for r in rows] == ["first text", "second text"]
+    assert rows[0].fields["triples"] == "a | b | c ; d | e | f"
+    bb = tiny_backbone("gpt2")
+    task = build_task(bb, "zero-shot", ZeroShotConfig(), "triples : {triples} text :{answer}", None,
+                      objective="generation", target_field="texts")
+    metrics = task.evaluate_generation(rows, beams=1, max_new_tokens=3)
+    assert metrics["n"] == 1  # one source, two references

@@ -63,7 +63,7 @@ def _train(**kw) -> None:
     if kw["task"] == "facts":
         data, template, labels = common.load_facts_task(kw["data"], kw["template"], method)
     elif kw["task"] == "generation":
-        data = common.load_data(kw["data"], fmap, kw["label_field"])
+        data = common.load_data(kw["data"], fmap, kw["label_field"], explode=kw["target_field"])
         labels = None
         template = kw["template"] or common.generation_template(data.fields, kw["target_field"])
     elif kw["task"] == "classification":
@@ -145,8 +145,9 @@ def eval_cmd(
     if kind == "vocabulary":  # knowledge probing: the facts file's held-out test split
         rows = common.facts_split(data, split)
     else:
+        target = getattr(task.objective, "target_field", None)
         rows = common.eval_examples(data, common.parse_field_map(text_field, None), label_field,
-                                    require_label=kind == "classification")
+                                    require_label=kind == "classification", explode=target)
     task.validate(rows, require_label=kind != "generation")
     if kind == "generation":
         metrics = task.evaluate_generation(rows, beams, max_new_tokens)

@@ -43,8 +43,8 @@ def parse_field_map(text_field: str | None, fields: list[str] | None) -> dict[st
     return mapping
 
 
-def load_data(source: str | None, field_map: dict[str, str], label_field: str) -> TaskData:
-    return load_task_data(source, field_map=field_map, label_field=label_field)
+def load_data(source: str | None, field_map: dict[str, str], label_field: str, explode: str | None = None) -> TaskData:
+    return load_task_data(source, field_map=field_map, label_field=label_field, explode=explode)
 
 
 def hold_out_dev(data: TaskData, n: int, seed: int) -> tuple[list[Example], list[Example], str]:
@@ -61,13 +61,14 @@ def hold_out_dev(data: TaskData, n: int, seed: int) -> tuple[list[Example], list
 
 
 def eval_examples(path: str, field_map: dict[str, str], label_field: str,
-                  require_label: bool) -> list[Example]:
+                  require_label: bool, explode: str | None = None) -> list[Example]:
     p = Path(path)
     if p.is_dir():
-        data = load_task_data(str(p), field_map=field_map, label_field=label_field)
+        data = load_task_data(str(p), field_map=field_map, label_field=label_field, explode=explode)
         rows = data.dev or data.test or data.train
     else:
-        rows = read_examples(p, field_map=field_map, label_field=label_field, require_label=require_label)
+        rows = read_examples(p, field_map=field_map, label_field=label_field, require_label=require_label,
+                             explode=explode)
     return rows
 
 
@@ -112,6 +113,8 @@ def generation_template(fields: list[str], target: str) -> str:
     sources = [f for f in fields if f != target]
     if not sources:
         raise TasktuneError(f"generation data needs a source field besides '{target}' (fields: {fields})")
-    if sources == ["table"] or "table" in sources:
+    if "table" in sources:
         return "Table: {table}\nText:{answer}"
+    if "triples" in sources:
+        return "Triples: {triples}\nText:{answer}"
     return "".join(f"{{{f}}}\n" for f in sources) + "Output:{answer}"

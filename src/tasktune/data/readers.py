@@ -51,11 +51,14 @@ def read_examples(
     field_map: dict[str, str] | None = None,
     label_field: str = "label",
     require_label: bool = False,
+    explode: str | None = None,
 ) -> list[Example]:
     """Read a file into Examples.
 
     `field_map` renames source columns to template fields ({"sentence": "text"}). `fields` lists
-    the template fields every row must have (non-empty).
+    the template fields every row must have (non-empty). A list of strings becomes one string
+    joined by " ; " (WebNLG triples), except the `explode` field: one example per item (several
+    references of one source, e.g. WebNLG texts).
     """
     path = Path(path)
     if not path.is_file():
@@ -74,12 +77,20 @@ def read_examples(
         for k, v in values.items():
             if isinstance(v, (str, int, float)) and not isinstance(v, bool):
                 flat[k] = str(v)
+            elif isinstance(v, list) and v and all(isinstance(x, str) for x in v) and k != explode:
+                flat[k] = " ; ".join(v)
         for name in fields or []:
             if name not in values:
                 raise TasktuneError(f"{where}: missing field '{name}' (row has {sorted(values)})")
             if not isinstance(values[name], str) or not values[name].strip():
                 raise TasktuneError(f"{where}: field '{name}' is empty or not text")
-        out.append(Example(flat, label or None, where, {k: v for k, v in values.items() if k not in flat}))
+        extra = {k: v for k, v in values.items() if k not in flat}
+        items = values.get(explode) if explode else None
+        if isinstance(items, list):
+            for item in items:
+                out.append(Example({**flat, explode: str(item)}, label or None, where, extra))
+        else:
+            out.append(Example(flat, label or None, where, extra))
     if not out:
         raise TasktuneError(f"{path}: no rows")
     return out

@@ -47,12 +47,13 @@ def load_task_data(
     source: str | None,
     field_map: dict[str, str] | None = None,
     label_field: str = "label",
+    explode: str | None = None,
 ) -> TaskData:
     """`source`: None (bundled demo), a folder with train/dev/test files, one file, or a hub name."""
     if source is None:
         source = str(DEMO_DIR)
     path = Path(source)
-    kw = {"field_map": field_map, "label_field": label_field}
+    kw = {"field_map": field_map, "label_field": label_field, "explode": explode}
     if path.is_dir():
         splits = {s: find_split(path, s) for s in SPLIT_NAMES}
         if not any(splits.values()):
