@@ -22,7 +22,13 @@ from tasktune.train import TrainConfig, train  # noqa: E402
 
 from report import table, write_section  # noqa: E402
 
-NOTE = 'Zero-shot P@1 is 0 on both relations, and this is genuine: the causal LM continues "X was born in" with a year (its top token on 37 of the first 40 test facts is the bare space that SmolLM2\'s tokenizer puts before digits) and "X is a" with adjectives ("renowned", "former"). LAMA\'s prompts were written for masked LMs, which also see the closing "by profession .". Tuned prompts move the answer slot to the object.'
+NOTE = (
+    'Zero-shot P@1 is 0 on both relations, and this is genuine: the causal LM continues "X was born '
+    'in" with a year (its top token on 37 of the first 40 test facts is the bare space that '
+    'SmolLM2\'s tokenizer puts before digits) and "X is a" with adjectives ("renowned", "former"). '
+    'LAMA\'s prompts were written for masked LMs, which also see the closing "by profession .". Tuned '
+    'prompts move the answer slot to the object.'
+)
 FACTS = Path(__file__).resolve().parents[2] / "shared" / "data" / "facts"
 
 
