@@ -24,9 +24,11 @@ def cache_root() -> Path:
 
 
 def _file_key(path: Path) -> str:
-    stat = path.stat()
-    token = f"{path.resolve()}:{stat.st_size}:{int(stat.st_mtime)}"
-    return hashlib.sha256(token.encode()).hexdigest()[:12]
+    """Content key (size + the first 4 MB), so every environment holding the same file shares one cache."""
+    h = hashlib.sha256(str(path.stat().st_size).encode())
+    with path.open("rb") as f:
+        h.update(f.read(4 << 20))
+    return h.hexdigest()[:12]
 
 
 def cached_gguf_dir(name: str, gguf_path: Path) -> Path:
