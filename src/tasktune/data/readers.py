@@ -20,7 +20,7 @@ class Example:
     extra: dict = field(default_factory=dict)
 
 
-def _rows(path: Path):
+def iter_rows(path: Path):
     """Yield (line number, dict) for every data row of the file."""
     suffix = path.suffix.lower()
     with path.open(encoding="utf-8", newline="") as f:
@@ -65,7 +65,7 @@ def read_examples(
         raise TasktuneError(f"{path}: no such data file")
     field_map = field_map or {}
     out: list[Example] = []
-    for lineno, row in _rows(path):
+    for lineno, row in iter_rows(path):
         where = f"{path}:{lineno}"
         values = {field_map.get(k, k): v for k, v in row.items()}
         label = values.pop(label_field, None)

@@ -3,11 +3,11 @@
 from __future__ import annotations
 
 import html
-import json
 import re
 from pathlib import Path
 
 from tasktune import TasktuneError
+from tasktune.data.readers import iter_rows
 
 _SENT = re.compile(r"(?<=[.!?])\s+(?=[A-Z\"'(])")
 _MARKUP = re.compile(r"\[\[|\]\]|\{\{|\}\}|^[|!]|\|\s*\w+=|bgcolor")  # table rows the parser leaves behind
@@ -44,17 +44,10 @@ def read_corpus(path: str | Path) -> list[list[str]]:
     if not path.is_file():
         raise TasktuneError(f"{path}: no such corpus file")
     docs = []
-    with path.open(encoding="utf-8") as f:
-        for lineno, line in enumerate(f, 1):
-            if not line.strip():
-                continue
-            try:
-                row = json.loads(line)
-            except json.JSONDecodeError as e:
-                raise TasktuneError(f"{path}:{lineno}: malformed JSON ({e.msg})") from None
-            sents = sentences(plain_text(row, f"{path}:{lineno}"))
-            if len(sents) >= 3:
-                docs.append(sents)
+    for lineno, row in iter_rows(path):
+        sents = sentences(plain_text(row, f"{path}:{lineno}"))
+        if len(sents) >= 3:
+            docs.append(sents)
     if len(docs) < 2:
         raise TasktuneError(f"{path}: needs at least two documents of three or more sentences")
     return docs
