@@ -60,7 +60,7 @@ def _probe_params(MODEL_OPTS, _opt):
     return ([_opt("data", ..., "Released probe JSON (demos_1_1, ..., testset_0_1) or a labelled data file.", str),
              _opt("h1", None, "With a data file: the intended feature, e.g. label=positive.", str | None),
              _opt("h2", None, "With a data file: the competing feature: length, punctuation, capitalisation, "
-                  "negation, contains:WORD, overlap:A:B, domain:FIELD=VALUE.", str | None),
+                  "negation, contains:WORD, overlap:FIELD1:FIELD2, domain:FIELD=VALUE.", str | None),
              _opt("intervention", "none", "Comma list of: none, instruction, verbalizer, disambig.", str),
              _opt("plot", None, "Write a PNG of h1 vs h2 accuracy here.", str | None),
              _opt("json_out", False, "Print one JSON object.", bool, "--json")]
