@@ -20,7 +20,6 @@ class Batch:
     decoder_ids: torch.Tensor | None = None  # [R, D] seq2seq decoder inputs
     decoder_mask: torch.Tensor | None = None
     real_tokens: int = 0
-    task_ids: torch.Tensor | None = None  # [R] which task module each row belongs to (mixed batches)
 
     def to(self, device) -> Batch:
         moved = {k: (v.to(device) if isinstance(v, torch.Tensor) else v) for k, v in self.__dict__.items()}
@@ -38,7 +37,7 @@ def _pad(seqs: list[list[int]], value: int) -> torch.Tensor:
     return out
 
 
-def collate(rows: list[Row], pad_id: int, task_ids: list[int] | None = None) -> Batch:
+def collate(rows: list[Row], pad_id: int) -> Batch:
     ids = _pad([r.ids for r in rows], pad_id)
     soft = _pad([r.soft for r in rows], -1)
     mask = _pad([[1] * len(r.ids) for r in rows], 0)
@@ -51,5 +50,4 @@ def collate(rows: list[Row], pad_id: int, task_ids: list[int] | None = None) -> 
     if rows[0].decoder_ids is not None:
         dec = _pad([r.decoder_ids for r in rows], pad_id)
         dmask = _pad([[1] * len(r.decoder_ids) for r in rows], 0)
-    tids = torch.tensor(task_ids, dtype=torch.long) if task_ids is not None else None
-    return Batch(ids, soft, mask, pos, smask, targets, dec, dmask, sum(r.real_tokens for r in rows), tids)
+    return Batch(ids, soft, mask, pos, smask, targets, dec, dmask, sum(r.real_tokens for r in rows))
