@@ -96,3 +96,20 @@ def test_linear_head_fine_tuning_trains_and_reloads(tmp_path, kind):
     loaded, _ = load_task(tmp_path, backbone=fresh)
     torch.testing.assert_close(loaded.predict_scores(examples()), task.predict_scores(examples()), atol=1e-4,
                                rtol=1e-4)
+
+
+def test_mixed_precision_fine_tuning_runs_bf16_matmuls_over_fp32_weights():
+    from tasktune import TasktuneError
+
+    bb = tiny_backbone("llama")
+    exact = build_task(bb, "fine-tuning", FineTuningConfig(precision="fp32"), TEMPLATE, ["positive", "negative"])
+    batch, _ = exact.batch(examples(4))
+    with torch.no_grad():
+        ref = exact.scores(batch)
+        mixed = build_task(bb, "fine-tuning", FineTuningConfig(precision="bf16-mixed"), TEMPLATE,
+                           ["positive", "negative"]).scores(batch)
+    assert all(p.dtype == torch.float32 for p in bb.model.parameters())  # master weights stay fp32
+    assert not torch.equal(ref, mixed)  # bf16 rounding shows ...
+    torch.testing.assert_close(mixed, ref, atol=0.5, rtol=0.05)  # ... and is all that differs
+    with pytest.raises(TasktuneError, match="precision"):
+        FineTuningConfig(precision="fp8")

@@ -77,9 +77,10 @@ class Task:
     def scores_from_inputs(self, inputs: dict, batch: Batch) -> torch.Tensor:
         """Scores of backbone inputs: through the method's own head if it has one, else the objective."""
         head = getattr(self.module, "head_scores", None)
-        if head is not None:
-            return head(self.backbone, inputs, batch)
-        return self.objective.scores(self.backbone, inputs, batch)
+        with self.module.compute_context(self.backbone.device):
+            if head is not None:
+                return head(self.backbone, inputs, batch)
+            return self.objective.scores(self.backbone, inputs, batch)
 
     @torch.inference_mode()
     def predict_scores(self, examples: list[Example], batch_size: int = 32) -> torch.Tensor:

@@ -109,16 +109,18 @@ def load_task(path: str | Path, backbone=None, force: bool = False, dtype: str =
 
     meta, tensors = load_artifact(path)
     base = meta["base_model"]
+    cls = METHODS.get(meta["method"])
+    if cls is None:
+        raise TasktuneError(f"{path}: unknown method '{meta['method']}'")
+    config = cls.config_class(**meta["method_config"])
     if backbone is None:
+        if dtype == "auto" and cls.needs_fp32(config):  # tuned backbone weights load in fp32
+            dtype = "float32"
         backbone = load_backbone(base["name"], dtype=dtype, device=device)
     if backbone.fingerprint != base["fingerprint"] and not force:
         raise TasktuneError(
             f"{path}: trained on '{base['name']}' (fingerprint {base['fingerprint']}), but the loaded model "
             f"'{backbone.name}' has fingerprint {backbone.fingerprint}; pass --force to load anyway")
-    cls = METHODS.get(meta["method"])
-    if cls is None:
-        raise TasktuneError(f"{path}: unknown method '{meta['method']}'")
-    config = cls.config_class(**meta["method_config"])
     template = Template.parse(meta["template"])
     verbalizer = Verbalizer.from_spec(meta["verbalizer"], meta["labels"]) if meta.get("verbalizer") else None
     module = cls.from_export(config, backbone, template.n_soft, tensors)

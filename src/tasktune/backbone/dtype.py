@@ -35,3 +35,21 @@ def resolve_dtype(name: str, device: torch.device) -> torch.dtype:
     if device.type == "cuda":
         return torch.bfloat16 if torch.cuda.is_bf16_supported() else torch.float32
     return torch.bfloat16 if cpu_has_bf16() else torch.float32
+
+
+PRECISIONS = ("auto", "fp32", "bf16-mixed")
+
+
+def compute_context(precision: str, device: torch.device):
+    """Autocast for methods that train backbone weights: the weights stay fp32 (master copies the
+    optimizer updates), matmuls run in bf16 (`bf16-mixed`). `auto` picks bf16-mixed where the
+    hardware multiplies bf16 natively, as `resolve_dtype` does."""
+    from contextlib import nullcontext
+
+    if precision not in PRECISIONS:
+        from tasktune import TasktuneError
+
+        raise TasktuneError(f"unknown precision '{precision}': use {', '.join(PRECISIONS)}")
+    if precision == "fp32" or (precision == "auto" and resolve_dtype("auto", device) != torch.bfloat16):
+        return nullcontext()
+    return torch.autocast(device.type, dtype=torch.bfloat16)

@@ -15,11 +15,11 @@ import torch
 from torch import nn
 
 from tasktune import TasktuneError
-from tasktune.methods.base import MethodConfig, TaskModule
+from tasktune.methods.base import BackbonePrecision, MethodConfig, TaskModule
 
 
 @dataclass
-class FineTuningConfig(MethodConfig):
+class FineTuningConfig(BackbonePrecision, MethodConfig):
     train_layers: str = "all"
     """all | last:K | bias | a substring of parameter names"""
     head: str = "lm"

@@ -18,14 +18,14 @@ import torch
 from torch import nn
 
 from tasktune import TasktuneError
-from tasktune.methods.base import MethodConfig, TaskModule
+from tasktune.methods.base import BackbonePrecision, MethodConfig, TaskModule
 from tasktune.methods.soft_init import init_soft
 
 ENCODERS = ("lstm", "mlp", "identity")
 
 
 @dataclass
-class PTuningConfig(MethodConfig):
+class PTuningConfig(BackbonePrecision, MethodConfig):
     prompt_length: int = 20
     """Virtual tokens prepended when the template places no [P:n] slot of its own."""
     init: str = "sampled-vocab"
@@ -37,7 +37,7 @@ class PTuningConfig(MethodConfig):
     encoder_hidden: int = 0
     """Hidden width of the prompt encoder (0 = the backbone's width)."""
     tune_backbone: bool = False
-    """Also train every backbone weight (fp32), as P-tuning does on SuperGLUE."""
+    """Also train every backbone weight (fp32 master weights, see --precision), as P-tuning does on SuperGLUE."""
     backbone_lr: float = 1e-5
     """Learning rate of the backbone weights when --tune-backbone."""
 
