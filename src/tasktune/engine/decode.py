@@ -1,9 +1,12 @@
-"""Greedy and beam-search decoding for causal LMs over the KV cache.
+"""Greedy and beam-search decoding.
 
-The method's inputs (soft prompt in the embeddings, or a KV prefix) go in with the prompt;
-after that only the cache grows, so the task parameters are present at every step. Our own
-loop because `generate` cannot start from a cache holding virtual tokens that have no ids;
-tests check it against `generate` on a plain model.
+Causal LMs: the method's inputs (soft prompt in the embeddings, or a KV prefix) go in with
+the prompt; after that only the cache grows, so the task parameters are present at every
+step. Our own loop because `generate` cannot start from a cache holding virtual tokens that
+have no ids; tests check it against `generate` on a plain model.
+
+Encoder-decoder models: the soft prompt sits in the encoder's input embeddings and prefixes
+are added inside attention at every call, so transformers' `generate` runs unchanged.
 """
 
 from __future__ import annotations
@@ -12,14 +15,34 @@ import torch
 
 from tasktune import TasktuneError
 from tasktune.data.readers import Example
+from tasktune.engine import attention_prefix
 from tasktune.engine.batch import collate
 
 
 @torch.inference_mode()
 def generate(task, ex: Example, beams: int = 5, max_new_tokens: int = 64, length_penalty: float = 1.0) -> str:
+    family = task.backbone.family
+    if family not in ("causal", "seq2seq"):
+        raise TasktuneError(f"decoding needs a causal or encoder-decoder model, not a {family} one")
+    with task.module.compute_context(task.backbone.device):
+        if family == "seq2seq":
+            return _generate_seq2seq(task, ex, beams, max_new_tokens, length_penalty)
+        return _generate_causal(task, ex, beams, max_new_tokens, length_penalty)
+
+
+def _generate_seq2seq(task, ex: Example, beams: int, max_new_tokens: int, length_penalty: float) -> str:
     backbone = task.backbone
-    if backbone.family != "causal":
-        raise TasktuneError("decoding is implemented for causal LMs in this version")
+    batch = collate([task.encoder.answer_row(ex)], backbone.tokenizer.pad_token_id).to(backbone.device)
+    task.module.eval()
+    inputs = task.module(backbone, batch)
+    with attention_prefix.active(inputs.pop(attention_prefix.KEYWORD, None)):
+        out = backbone.model.generate(**inputs, num_beams=max(1, beams), max_new_tokens=max_new_tokens,
+                                      length_penalty=length_penalty, do_sample=False, early_stopping=True)
+    return backbone.tokenizer.decode(out[0], skip_special_tokens=True).strip()
+
+
+def _generate_causal(task, ex: Example, beams: int, max_new_tokens: int, length_penalty: float) -> str:
+    backbone = task.backbone
     model, tok = backbone.model, backbone.tokenizer
     eos = tok.eos_token_id
     batch = collate([task.encoder.answer_row(ex)], tok.pad_token_id).to(backbone.device)

@@ -6,8 +6,11 @@ MLP (Linear k->h, tanh, Linear h->layers*2*kv_heads*head_dim), h = 512. At expor
 runs once and is dropped: the artifact holds only the prefix, and loading it gives a
 directly-trainable prefix (continued training works).
 
-The prefix reaches the model as a transformers DynamicCache (engine/kv_prefix.py), so every
-real token attends to it at every layer; positions of real tokens start after it.
+Causal LMs: the prefix reaches the model as a transformers DynamicCache (engine/kv_prefix.py),
+so every real token attends to it at every layer; positions of real tokens start after it.
+Masked LMs and encoder-decoders: a prefix per attention module, added inside attention
+(engine/attention_prefix.py): BERT's self-attention; for T5/BART the encoder self-attention,
+the decoder self-attention and the cross-attention, one slot each per layer.
 """
 
 from __future__ import annotations
@@ -18,6 +21,7 @@ import torch
 from torch import nn
 
 from tasktune import TasktuneError
+from tasktune.engine import attention_prefix as ap
 from tasktune.engine.kv_prefix import kv_of, with_kv
 from tasktune.methods.base import MethodConfig, TaskModule
 
@@ -52,9 +56,13 @@ class PrefixTuning(TaskModule):
     default_lr = 1e-2
     provides_kv = True
 
-    def __init__(self, config: PrefixTuningConfig, geometry: tuple[int, int, int], width: int, folded: bool = False):
+    def __init__(self, config: PrefixTuningConfig, geometry: tuple[int, int, int], width: int, folded: bool = False,
+                 slots: list[int] | None = None):
+        """geometry: (slots, KV heads, head dim); a slot is a layer (causal) or an attention module
+        (`slots` holds their ids, for the attention-level path)."""
         super().__init__(config)
         self.geometry = geometry
+        self.slots = slots
         layers, kv_heads, head_dim = geometry
         L = config.prefix_length
         self.direct = folded or not config.reparam
@@ -67,15 +75,15 @@ class PrefixTuning(TaskModule):
         self.dropout = nn.Dropout(config.prefix_dropout)
 
     @classmethod
-    def empty(cls, config: PrefixTuningConfig, backbone, n_virtual: int) -> PrefixTuning:
-        if backbone.family != "causal":
-            raise TasktuneError("prefix tuning supports causal LMs in this version (masked and encoder-decoder "
-                                "models need attention-level prefixes that are not implemented yet)")
-        return cls(config, kv_geometry(backbone.config), backbone.hidden_size)
+    def empty(cls, config: PrefixTuningConfig, backbone, n_virtual: int, folded: bool = False) -> PrefixTuning:
+        if backbone.family == "causal":
+            return cls(config, kv_geometry(backbone.config), backbone.hidden_size, folded)
+        slots, heads, head_dim = attention_geometry(backbone)
+        return cls(config, (len(slots), heads, head_dim), backbone.hidden_size, folded, slots)
 
     @classmethod
     def from_export(cls, config, backbone, n_virtual: int, tensors: dict[str, torch.Tensor]) -> PrefixTuning:
-        module = cls(config, kv_geometry(backbone.config), backbone.hidden_size, folded=True)
+        module = cls.empty(config, backbone, n_virtual, folded=True)
         module.load_tensors(tensors)
         return module
 
@@ -88,7 +96,8 @@ class PrefixTuning(TaskModule):
                     raise TasktuneError("--prefix-init text needs --prefix-init-text")
                 ids = ids * ((L + len(ids) - 1) // len(ids))  # repeat a text shorter than L
                 if self.direct:  # the real words' activations at every layer (last L positions)
-                    kv = kv_of(backbone, torch.tensor([ids], device=backbone.device))
+                    words = torch.tensor([ids], device=backbone.device)
+                    kv = kv_of(backbone, words) if self.slots is None else words_kv(backbone, words, self.slots)
                     self.prefix.copy_(torch.stack([torch.stack([k[0, :, -L:], v[0, :, -L:]]) for k, v in kv]).float())
                 else:  # reparametrised: P' starts from the words' embeddings
                     self.embedding.copy_(backbone.embed(torch.tensor(ids[-L:], device=backbone.device)).float())
@@ -111,7 +120,10 @@ class PrefixTuning(TaskModule):
     def forward(self, backbone, batch) -> dict:
         prefix = self.dropout(self.prefix_tensor()).to(backbone.dtype)
         kv = [(prefix[i, 0][None], prefix[i, 1][None]) for i in range(prefix.shape[0])]
-        return with_kv(self.place_soft(backbone, batch, None), kv)
+        inputs = self.place_soft(backbone, batch, None)
+        if self.slots is None:
+            return with_kv(inputs, kv)
+        return {**inputs, ap.KEYWORD: ap.AttentionPrefix(kv=dict(zip(self.slots, kv, strict=True)))}
 
     def export_tensors(self) -> dict[str, torch.Tensor]:
         """Only the prefix: the reparametrisation MLP is run once and dropped."""
@@ -125,3 +137,37 @@ class PrefixTuning(TaskModule):
         if tuple(tensors["prefix"].shape) != expected:
             raise TasktuneError(f"prefix of shape {tuple(tensors['prefix'].shape)} does not fit this model {expected}")
         self.prefix.data.copy_(tensors["prefix"])
+
+
+def _probe_inputs(backbone, ids: torch.Tensor) -> dict:
+    extra = {}
+    if backbone.family == "seq2seq":
+        extra["decoder_input_ids"] = ids
+    return {"input_ids": ids, "attention_mask": torch.ones_like(ids), **extra}
+
+
+@torch.no_grad()
+def attention_geometry(backbone) -> tuple[list[int], int, int]:
+    """Install the attention-level prefix on a masked / encoder-decoder model and find, by one tiny
+    forward, the attention modules it calls and their (KV heads, head dim)."""
+    model = backbone.model
+    ap.install(model)
+    probe = ap.AttentionPrefix(shapes={})
+    ids = torch.tensor([[backbone.tokenizer.pad_token_id or 0] * 2], device=backbone.device)
+    model(**_probe_inputs(backbone, ids), **{ap.KEYWORD: probe})
+    slots = [id(m) for _, m in ap.attention_modules(model) if id(m) in probe.shapes]
+    shapes = {probe.shapes[s] for s in slots}
+    if not slots or len(shapes) != 1:
+        raise TasktuneError(f"{type(model).__name__}: attention modules with differing shapes {sorted(shapes)}; "
+                            "prefix tuning needs one (heads, head dim)")
+    heads, head_dim = shapes.pop()
+    return slots, heads, head_dim
+
+
+@torch.no_grad()
+def words_kv(backbone, ids: torch.Tensor, slots: list[int]) -> list[tuple[torch.Tensor, torch.Tensor]]:
+    """Keys/values of real words at every attention slot: the encoder reads them, and the decoder
+    (encoder-decoder) reads them too, so its self- and cross-attention see their activations."""
+    probe = ap.AttentionPrefix(captured={})
+    backbone.model(**_probe_inputs(backbone, ids), **{ap.KEYWORD: probe})
+    return [probe.captured[s] for s in slots]

@@ -157,9 +157,9 @@ def checkpointing(task, enabled: bool):
     if not enabled:
         yield
         return
-    if task.module.provides_kv:
-        raise TasktuneError("--gradient-checkpointing drops KV prefixes in transformers' layers: not with "
-                            f"{task.method}")
+    if task.module.provides_kv and task.backbone.family == "causal":
+        raise TasktuneError("--gradient-checkpointing drops the KV-cache prefix in transformers' causal layers: "
+                            f"not with {task.method} on a causal LM")
     from transformers.modeling_layers import GradientCheckpointingLayer
 
     model = task.backbone.model
