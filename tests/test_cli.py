@@ -168,3 +168,17 @@ def test_copa_scores_each_choice_as_the_answer():
     assert batch.targets[1, : len(tok(" i hated the film").input_ids)].tolist() == tok(" i hated the film").input_ids
     scores = task.scores(batch)
     assert scores.shape == (1, 2) and torch.isfinite(scores).all()
+
+
+@pytest.mark.parametrize("kind", ["t5", "bert"])
+def test_prefix_tuning_on_encoder_models_trains_and_reloads(kind, data_dir, tmp_path):
+    model = save_tiny(kind, tmp_path / f"tiny-{kind}")
+    out = tmp_path / "run"
+    template = "review : {text} sentiment : {answer} ." if kind == "bert" else TEMPLATE
+    result, err = run("train", "--model", model, "--data", data_dir, "--output", out, "--template", template,
+                      "--method", "prefix-tuning", "--prefix-length", 2, "--max-steps", 3, "--batch-size", 8,
+                      "--quiet")
+    assert err is None and result.exit_code == 0
+    trained = json.loads(result.stdout.strip().splitlines()[-1])
+    result, err = run("eval", out, "--data", data_dir / "dev.jsonl", "--json")
+    assert err is None and json.loads(result.stdout)["accuracy"] == pytest.approx(trained["best_dev_score"])
