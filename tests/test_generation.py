@@ -107,3 +107,21 @@ def test_encoder_decoder_generation_trains(tmp_path, method, cfg):
     train(task, data, data, TrainConfig(max_steps=10, batch_size=4, eval_every=5, lr=3e-2), tmp_path, quiet=True)
     assert task.evaluate(data)["loss"] < before
     assert task.evaluate_generation(examples(), beams=2, max_new_tokens=4)["n"] == 2
+
+
+@pytest.mark.parametrize("kind", ["gpt2", "llama"])
+@pytest.mark.parametrize("method,cfg", [("zero-shot", ZeroShotConfig()),
+                                        ("prompt-tuning", PromptTuningConfig(prompt_length=3)),
+                                        ("prefix-tuning", PrefixTuningConfig(prefix_length=3, reparam=False))])
+@pytest.mark.parametrize("beams", [1, 3])
+def test_batched_decoding_equals_one_source_at_a_time(kind, method, cfg, beams):
+    """Left padding, per-row positions (after a KV prefix) and per-source beams change nothing."""
+    bb = tiny_backbone(kind)
+    task = build_task(bb, method, cfg, TEMPLATE, None, objective="generation", seed=4)
+    if method == "prefix-tuning":
+        with torch.no_grad():
+            task.module.prefix.normal_(0, 1.0)
+    sources = [Example({"table": t}, None, f"s{i}") for i, t in
+               enumerate(["name paris", "name london area city is great", "area city", "name paris area city"])]
+    alone = [task.generate([ex], beams=beams, max_new_tokens=6)[0] for ex in sources]
+    assert task.generate(sources, beams=beams, max_new_tokens=6) == alone

@@ -132,7 +132,7 @@ class Task:
 
     def generate(self, examples: list[Example], beams: int = 5, max_new_tokens: int = 64,
                  length_penalty: float = 1.0) -> list[str]:
-        return [generate(self, ex, beams, max_new_tokens, length_penalty) for ex in examples]
+        return generate(self, examples, beams, max_new_tokens, length_penalty)
 
     def evaluate_generation(self, examples: list[Example], beams: int = 5, max_new_tokens: int = 64) -> dict:
         """Decode once per distinct source (all fields but the target); references grouped per source."""

@@ -1,9 +1,11 @@
-"""Greedy and beam-search decoding.
+"""Greedy and beam-search decoding, batched over sources.
 
-Causal LMs: the method's inputs (soft prompt in the embeddings, or a KV prefix) go in with
-the prompt; after that only the cache grows, so the task parameters are present at every
-step. Our own loop because `generate` cannot start from a cache holding virtual tokens that
-have no ids; tests check it against `generate` on a plain model.
+Causal LMs: sources are left-padded into one batch; the method's inputs (soft prompt in the
+embeddings, or a KV prefix) go in with the prompt, and after that only the cache grows, so the
+task parameters are present at every step. Position ids come from the attention mask (left
+padding) and start after a KV prefix, as in training. Our own loop because `generate` cannot
+start from a cache holding virtual tokens that have no ids; tests check it against `generate`
+on a plain model, and batched decoding against one source at a time.
 
 Encoder-decoder models: the soft prompt sits in the encoder's input embeddings and prefixes
 are added inside attention at every call, so transformers' `generate` runs unchanged.
@@ -16,87 +18,130 @@ import torch
 from tasktune import TasktuneError
 from tasktune.data.readers import Example
 from tasktune.engine import attention_prefix
-from tasktune.engine.batch import collate
+from tasktune.engine.batch import Batch, collate
 
 
 @torch.inference_mode()
-def generate(task, ex: Example, beams: int = 5, max_new_tokens: int = 64, length_penalty: float = 1.0) -> str:
+def generate(task, examples: list[Example], beams: int = 5, max_new_tokens: int = 64, length_penalty: float = 1.0,
+             batch_size: int = 8) -> list[str]:
     family = task.backbone.family
     if family not in ("causal", "seq2seq"):
         raise TasktuneError(f"decoding needs a causal or encoder-decoder model, not a {family} one")
-    with task.module.compute_context(task.backbone.device):
-        if family == "seq2seq":
-            return _generate_seq2seq(task, ex, beams, max_new_tokens, length_penalty)
-        return _generate_causal(task, ex, beams, max_new_tokens, length_penalty)
-
-
-def _generate_seq2seq(task, ex: Example, beams: int, max_new_tokens: int, length_penalty: float) -> str:
-    backbone = task.backbone
-    batch = collate([task.encoder.answer_row(ex)], backbone.tokenizer.pad_token_id).to(backbone.device)
     task.module.eval()
-    inputs = task.module(backbone, batch)
+    step = _generate_seq2seq if family == "seq2seq" else _generate_causal
+    out: list[str] = []
+    with task.module.compute_context(task.backbone.device):
+        for start in range(0, len(examples), batch_size):
+            out += step(task, examples[start : start + batch_size], max(1, beams), max_new_tokens, length_penalty)
+    return out
+
+
+def _generate_seq2seq(task, examples: list[Example], beams: int, max_new_tokens: int,
+                      length_penalty: float) -> list[str]:
+    backbone = task.backbone
+    batch = collate([task.encoder.answer_row(ex) for ex in examples], backbone.tokenizer.pad_token_id)
+    inputs = task.module(backbone, batch.to(backbone.device))
     with attention_prefix.active(inputs.pop(attention_prefix.KEYWORD, None)):
-        out = backbone.model.generate(**inputs, num_beams=max(1, beams), max_new_tokens=max_new_tokens,
+        out = backbone.model.generate(**inputs, num_beams=beams, max_new_tokens=max_new_tokens,
                                       length_penalty=length_penalty, do_sample=False, early_stopping=True)
-    return backbone.tokenizer.decode(out[0], skip_special_tokens=True).strip()
+    return [backbone.tokenizer.decode(o, skip_special_tokens=True).strip() for o in out]
 
 
-def _generate_causal(task, ex: Example, beams: int, max_new_tokens: int, length_penalty: float) -> str:
+def _left_padded(rows, pad_id: int) -> Batch:
+    """collate, then move each row's padding to the left (decoding appends on the right)."""
+    batch = collate(rows, pad_id)
+    width = batch.ids.shape[1]
+    for i, r in enumerate(rows):
+        shift = width - len(r.ids)
+        if shift:
+            batch.ids[i] = batch.ids[i].roll(shift)
+            batch.soft[i] = batch.soft[i].roll(shift)
+            batch.mask[i] = batch.mask[i].roll(shift)
+    return batch
+
+
+class _Beams:
+    """The finished hypotheses of one source."""
+
+    def __init__(self, k: int, length_penalty: float):
+        self.k, self.lp, self.done = k, length_penalty, []
+
+    def add(self, score: float, tokens: list[int], length: int) -> None:
+        """`length`: generated tokens the score covers (the end-of-sequence token included)."""
+        if len(self.done) < self.k:
+            self.done.append((score / (length ** self.lp), tokens))
+
+    @property
+    def full(self) -> bool:
+        return len(self.done) >= self.k
+
+
+def _generate_causal(task, examples: list[Example], k: int, max_new_tokens: int, length_penalty: float) -> list[str]:
     backbone = task.backbone
     model, tok = backbone.model, backbone.tokenizer
     eos = tok.eos_token_id
-    batch = collate([task.encoder.answer_row(ex)], tok.pad_token_id).to(backbone.device)
-    task.module.eval()
+    batch = _left_padded([task.encoder.answer_row(ex) for ex in examples], tok.pad_token_id).to(backbone.device)
     inputs = task.module(backbone, batch)
-    out = model(**inputs, use_cache=True, logits_to_keep=1)
+    real_mask = batch.mask
+    offset = inputs["attention_mask"].shape[1] - real_mask.shape[1]  # KV-prefix length (0 without one)
+    pos = (real_mask.cumsum(-1) - 1).clamp(min=0) + offset
+    out = model(**inputs, position_ids=pos, use_cache=True, logits_to_keep=1)
     cache, mask = out.past_key_values, inputs["attention_mask"]
-    logp = torch.log_softmax(out.logits[:, -1].float(), -1)  # [1, V]
+    logp = torch.log_softmax(out.logits[:, -1].float(), -1)  # [N, V]
 
-    k = max(1, beams)
-    scores, first = logp[0].topk(k)
-    seqs = first[:, None]
-    cache.batch_repeat_interleave(k)
-    mask = mask.repeat(k, 1)
-    finished: list[tuple[float, list[int]]] = []
-
-    def norm(score: float, length: int) -> float:
-        return score / (length ** length_penalty)
-
-    alive = [i for i in range(k) if int(seqs[i, -1]) != eos]
-    for i in range(k):
-        if int(seqs[i, -1]) == eos:
-            finished.append((norm(float(scores[i]), 1), []))
-    for _ in range(max_new_tokens - 1):
-        if not alive or len(finished) >= k:
-            break
-        idx = torch.tensor(alive, device=seqs.device)
-        seqs, scores, mask = seqs[idx], scores[idx], mask[idx]
-        cache.reorder_cache(idx)
-        mask = torch.cat([mask, mask.new_ones(len(idx), 1)], 1)
-        out = model(input_ids=seqs[:, -1:], attention_mask=mask, past_key_values=cache, use_cache=True)
-        cand = scores[:, None] + torch.log_softmax(out.logits[:, -1].float(), -1)
-        top_scores, top = cand.flatten().topk(2 * k)
-        keep_beam, keep_tok, keep_score = [], [], []
-        for s, flat in zip(top_scores.tolist(), top.tolist(), strict=True):
-            b, t = divmod(flat, cand.shape[1])
+    n = len(examples)
+    results = [_Beams(k, length_penalty) for _ in range(n)]
+    # alive beams, flattened over sources: owner source, score, tokens so far
+    first_scores, first_tok = logp.topk(k, dim=-1)  # [N, k]
+    owner, scores, seqs, keep = [], [], [], []
+    for e in range(n):
+        for s, t in zip(first_scores[e].tolist(), first_tok[e].tolist(), strict=True):
             if t == eos:
-                if len(finished) < k:
-                    finished.append((norm(s, seqs.shape[1] + 1), seqs[b].tolist()))
-            elif len(keep_beam) < k:
-                keep_beam.append(b)
-                keep_tok.append(t)
-                keep_score.append(s)
-            if len(keep_beam) == k:
-                break
-        sel = torch.tensor(keep_beam, device=seqs.device)
-        cache.reorder_cache(sel)
-        mask = mask[sel]
-        seqs = torch.cat([seqs[sel], torch.tensor(keep_tok, device=seqs.device)[:, None]], 1)
-        scores = torch.tensor(keep_score, device=seqs.device)
-        alive = list(range(len(keep_beam)))
-        if k == 1 and finished:
+                results[e].add(s, [], 1)
+            else:
+                owner.append(e), scores.append(s), seqs.append([t]), keep.append(e)
+    last_pos = pos[:, -1]
+    for _ in range(max_new_tokens - 1):
+        keep_t = torch.tensor(keep, device=mask.device, dtype=torch.long)
+        alive = [i for i, e in enumerate(owner) if not results[e].full and not (k == 1 and results[e].done)]
+        if not alive:
             break
-    if not finished:  # ran out of tokens: take the best open beam
-        finished = [(norm(float(scores[i]), seqs.shape[1]), seqs[i].tolist()) for i in range(len(seqs))]
-    best = max(finished, key=lambda x: x[0])[1]
-    return tok.decode(best, skip_special_tokens=True).strip()
+        idx = torch.tensor(alive, device=mask.device, dtype=torch.long)
+        sel = keep_t[idx]
+        cache.reorder_cache(sel)
+        mask = torch.cat([mask[sel], mask.new_ones(len(alive), 1)], 1)
+        last_pos = last_pos[sel] + 1
+        owner = [owner[i] for i in alive]
+        scores = [scores[i] for i in alive]
+        seqs = [seqs[i] for i in alive]
+        ids = torch.tensor([[s[-1]] for s in seqs], device=mask.device)
+        out = model(input_ids=ids, attention_mask=mask, position_ids=last_pos[:, None], past_key_values=cache,
+                    use_cache=True)
+        cand = torch.tensor(scores, device=mask.device)[:, None] + torch.log_softmax(out.logits[:, -1].float(), -1)
+        new_owner, new_scores, new_seqs, keep = [], [], [], []
+        rows_of: dict[int, list[int]] = {}
+        for i, e in enumerate(owner):
+            rows_of.setdefault(e, []).append(i)
+        for e, rows in rows_of.items():
+            flat = cand[rows].flatten()
+            top_s, top_i = flat.topk(min(2 * k, flat.numel()))
+            taken = 0
+            for s, f in zip(top_s.tolist(), top_i.tolist(), strict=True):
+                b, t = divmod(f, cand.shape[1])
+                row = rows[b]
+                if t == eos:
+                    results[e].add(s, seqs[row], len(seqs[row]) + 1)
+                elif taken < k:
+                    new_owner.append(e), new_scores.append(s), new_seqs.append(seqs[row] + [t]), keep.append(row)
+                    taken += 1
+                if taken == k:
+                    break
+        owner, scores, seqs = new_owner, new_scores, new_seqs  # `keep`: their rows in the cache
+    open_beams = [(e, scores[i], seqs[i]) for i, e in enumerate(owner) if not results[e].done]
+    for e, score, tokens in open_beams:  # ran out of tokens before any hypothesis ended: take open beams
+        results[e].done.append((score / (len(tokens) ** length_penalty), tokens))
+    texts = []
+    for r in results:
+        best = max(r.done, key=lambda x: x[0])[1] if r.done else []
+        texts.append(tok.decode(best, skip_special_tokens=True).strip())
+    return texts
