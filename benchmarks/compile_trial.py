@@ -1,0 +1,61 @@
+"""torch.compile trial on the training step: eager vs compiled backbone (inductor, dynamic
+shapes), prompt or prefix tuning on the SST-2 batches of speed_vs_peft.py; prints each step's
+time, the compile time (step 0) and the median of steps 3 and later.
+
+    python benchmarks/compile_trial.py --mode eager --method prompt
+    python benchmarks/compile_trial.py --mode default --method prompt
+"""
+
+from __future__ import annotations
+
+import argparse
+import statistics
+import sys
+import time
+from pathlib import Path
+
+import torch
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+from speed_vs_peft import INIT_TEXT, TEMPLATE, batches  # noqa: E402
+
+from tasktune.backbone import load_backbone  # noqa: E402
+from tasktune.methods import PrefixTuningConfig, PromptTuningConfig  # noqa: E402
+from tasktune.task import build_task  # noqa: E402
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--mode", default="eager", help="eager | default | max-autotune")
+    ap.add_argument("--method", default="prompt", choices=["prompt", "prefix"])
+    ap.add_argument("--steps", type=int, default=10)
+    args = ap.parse_args()
+    bb = load_backbone("smollm2-135m")
+    if args.mode != "eager":
+        inner = bb.model.model
+        inner.forward = torch.compile(inner.forward, dynamic=True, mode=None if args.mode == "default" else args.mode)
+    data, steps = batches(args.steps)
+    if args.method == "prompt":
+        cfg, lr = PromptTuningConfig(prompt_length=20, init="text", init_text=INIT_TEXT), 3e-2
+        task = build_task(bb, "prompt-tuning", cfg, TEMPLATE, data.labels, max_length=96)
+    else:
+        cfg, lr = PrefixTuningConfig(prefix_length=20, reparam=False), 1e-2
+        task = build_task(bb, "prefix-tuning", cfg, TEMPLATE, data.labels, max_length=96)
+    opt = torch.optim.AdamW(task.module.parameters(), lr=lr)
+    times = []
+    for i, exs in enumerate(steps):
+        t = time.perf_counter()
+        batch, labels = task.batch(exs)
+        loss = task.objective.loss(task.scores(batch), labels)
+        loss.backward()
+        opt.step()
+        opt.zero_grad()
+        times.append(time.perf_counter() - t)
+        print(i, tuple(batch.ids.shape), f"{times[-1]:.2f} s, loss {loss.item():.3f}", flush=True)
+    median = statistics.median(times[3:])
+    print(args.mode, args.method, f"first step {times[0]:.1f} s, median of steps 3+: {median:.3f} s")
+
+
+if __name__ == "__main__":
+    main()
