@@ -45,8 +45,8 @@ def write_section(name: str, title: str, command: str, body: str, data: dict | l
 
 
 def table(rows: list[dict], cols: list[str]) -> str:
-    def fmt(v):
-        return f"{v:.4g}" if isinstance(v, float) else str(v)
+    def fmt(v):  # one line per row: newlines shown as a return sign, pipes escaped
+        return f"{v:.4g}" if isinstance(v, float) else str(v).replace("\n", " ⏎ ").replace("|", "\\|")
 
     lines = ["| " + " | ".join(cols) + " |", "|" + "---|" * len(cols)]
     lines += ["| " + " | ".join(fmt(r.get(c, "")) for c in cols) + " |" for r in rows]
