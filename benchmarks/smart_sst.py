@@ -48,6 +48,13 @@ def sample(rows, n, seed):
     return [rows[i] for i in torch.randperm(len(rows), generator=torch.Generator().manual_seed(seed))[:n].tolist()]
 
 
+def radius_variants(eps: float) -> dict:
+    """Plain fine-tuning vs the adversarial term with a radius (and step) of `eps`."""
+    return {"fine-tuning": None,
+            f"FT + SMART adversarial (λs=1, eps = step = {eps:g})": SmartConfig(
+                smart=True, smart_lambda=1.0, smart_mu=0.0, smart_eps=eps, smart_step=eps)}
+
+
 def run_dataset(name: str, args, ft_bb, pt_bb, work: Path, log: dict) -> list[dict]:
     data = load_task_data(str(DATA / name))
     train_set, dev = sample(data.train, args.n_train, 0), data.dev
@@ -59,7 +66,7 @@ def run_dataset(name: str, args, ft_bb, pt_bb, work: Path, log: dict) -> list[di
     runs: dict[str, list[dict]] = {}
     cfg = dict(max_steps=args.steps, batch_size=16, max_length=96, eval_every=0, save_every=10**9)
     for seed in range(1, args.seeds + 1):
-        for variant, smart in VARIANTS.items():
+        for variant, smart in (radius_variants(args.radius) if args.radius else VARIANTS).items():
             ft_bb.model.load_state_dict(original)  # every run starts from the pretrained weights
             task = build_task(ft_bb, "fine-tuning", FineTuningConfig(), TEMPLATE, data.labels, verb, 96, seed)
             out = train(task, train_set, dev, TrainConfig(lr=2e-5, seed=seed, **cfg), work / f"{name}-{variant}-{seed}",
@@ -67,6 +74,8 @@ def run_dataset(name: str, args, ft_bb, pt_bb, work: Path, log: dict) -> list[di
             runs.setdefault(variant, []).append(out)
             per_step = out["train_seconds"] / out["steps"]
             print(name, seed, variant, f"{out['best_dev_score']:.4f}", f"{per_step:.2f} s/step", flush=True)
+        if args.radius:
+            continue
         task = build_task(pt_bb, "prompt-tuning", PromptTuningConfig(prompt_length=20), TEMPLATE, data.labels, verb, 96,
                           seed)
         out = train(task, train_set, dev, TrainConfig(lr=3e-2, seed=seed, **cfg), work / f"{name}-pt-{seed}",
@@ -96,6 +105,8 @@ def main() -> None:
     ap.add_argument("--seeds", type=int, default=3)
     ap.add_argument("--n-train", type=int, default=1000)
     ap.add_argument("--datasets", default="sst2,sst5")
+    ap.add_argument("--radius", type=float, default=0.0,
+                    help="only plain fine-tuning vs the adversarial term at this radius (section smart_radius)")
     args = ap.parse_args()
     ft_bb, pt_bb = load_backbone("smollm2-135m", dtype="float32"), load_backbone("smollm2-135m")
     work, log, body = Path(tempfile.mkdtemp()), {}, ""
@@ -118,6 +129,10 @@ def main() -> None:
             "s/step is the mean wall time of a training step (forward, SMART's extra passes, backward, "
             "optimizer) on this 2-core CPU; 'x plain FT' is SMART's cost per step.\n\n" + body)
     command = f"python benchmarks/smart_sst.py --steps {args.steps} --seeds {args.seeds} --datasets {args.datasets}"
+    if args.radius:
+        write_section("smart_radius", f"SMART's adversarial term at radius {args.radius:g} (embedded SmolLM2-135M)",
+                      command + f" --radius {args.radius:g}", body, log)
+        return
     write_section("smart_sst", "Fine-tuning vs SMART on low-resource SST-2 and SST-5 (embedded SmolLM2-135M)",
                   command, body, log)
 
