@@ -2,7 +2,7 @@ import pytest
 import torch
 
 from tasktune.data.readers import Example
-from tasktune.methods import ZeroShotConfig
+from tasktune.methods import PromptTuningConfig, ZeroShotConfig
 from tasktune.task import build_task
 
 from conftest import tiny_backbone
@@ -22,6 +22,30 @@ def test_shared_prefix_kv_reuse_matches_full_forward(kind):
     with torch.inference_mode():
         cached = task.scores(batch)  # computes the prefix KV
         again = task.scores(task.batch(rows[1:2])[0])  # one row: reuses the stored prefix
-    assert task.prefix_cache.ids is not None and len(task.prefix_cache.ids) >= 32
+    assert task.prefix_cache.key is not None and len(task.prefix_cache.key) >= 32
     torch.testing.assert_close(cached, plain, atol=1e-4, rtol=1e-4)
     torch.testing.assert_close(again[0], plain[1], atol=1e-4, rtol=1e-4)
+
+
+@pytest.mark.parametrize("kind", ["gpt2", "llama"])
+def test_soft_prompt_kv_is_shared_at_inference_and_never_stale(kind):
+    """A soft prompt is the same in every row: its KV is computed once per batch and reused; new
+    prompt values (evaluation during training) are a miss, not a stale hit."""
+    bb = tiny_backbone(kind)
+    task = build_task(bb, "prompt-tuning", PromptTuningConfig(prompt_length=6), "review : {text} sentiment :{answer}",
+                      ["positive", "negative"], seed=1)
+    rows = [Example({"text": t}) for t in ["a dull film", "loved it really", "bad", "the plot is very fun and lovely"]]
+    batch, _ = task.batch(rows)
+    with torch.no_grad():
+        plain = task.objective.scores(bb, task.module(bb, batch), batch)
+    with torch.inference_mode():
+        cached = task.scores(batch)
+    assert task.prefix_cache.key is not None and task.prefix_cache.key.dim() == 2  # embeddings, not ids
+    assert len(task.prefix_cache.key) >= 6 + 2  # soft prompt + "review :"
+    torch.testing.assert_close(cached, plain, atol=1e-4, rtol=1e-4)
+    with torch.no_grad():
+        task.module.prompt.add_(torch.randn_like(task.module.prompt))  # not a constant: LayerNorm removes that
+        moved = task.objective.scores(bb, task.module(bb, batch), batch)
+    with torch.inference_mode():
+        torch.testing.assert_close(task.scores(batch), moved, atol=1e-4, rtol=1e-4)
+    assert not torch.allclose(moved, plain)

@@ -15,7 +15,7 @@ from tasktune.data.readers import Example
 from tasktune.engine.batch import Batch
 from tasktune.engine.decode import generate
 from tasktune.engine.encoding import TemplateEncoder
-from tasktune.engine.kv_prefix import SharedPrefixCache, with_kv
+from tasktune.engine.kv_prefix import SharedPrefixCache
 from tasktune.methods import METHODS, TaskModule
 from tasktune.objectives import ClassificationObjective
 from tasktune.objectives.calibration import calibrate, content_free_log_prior
@@ -64,14 +64,12 @@ class Task:
 
         At inference on a causal LM, the token prefix shared by every row (demonstrations,
         instructions) runs once and its KV cache is reused."""
-        kv = None
-        if self.prefix_cache is not None and not torch.is_grad_enabled():
-            split = self.prefix_cache.split(self.backbone, batch)
-            if split is not None:
-                batch, kv = split
         inputs = (module or self.module)(self.backbone, batch)
-        if kv is not None:
-            inputs = with_kv(inputs, kv)
+        if self.prefix_cache is not None and not torch.is_grad_enabled():
+            with self.module.compute_context(self.backbone.device):  # the prefix KV in the dtype of the rest
+                split = self.prefix_cache.split(self.backbone, batch, inputs)
+            if split is not None:
+                batch, inputs = split
         return self.scores_from_inputs(inputs, batch)
 
     def scores_from_inputs(self, inputs: dict, batch: Batch) -> torch.Tensor:

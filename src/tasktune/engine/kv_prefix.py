@@ -37,31 +37,57 @@ def drop_prefix(batch: Batch, p: int) -> Batch:
 
 
 class SharedPrefixCache:
-    """Reuse the KV of the token prefix shared by all rows (inference only, causal LMs)."""
+    """Reuse the KV of the prefix shared by all rows (inference only, causal LMs): demonstrations,
+    an instruction, and a soft prompt, whose vectors are the same in every row. The stored key
+    is the prefix's ids or input embeddings, so new task parameters (evaluation during
+    training) never hit a stale entry."""
 
-    def __init__(self, min_length: int = 32):
+    def __init__(self, min_length: int = 8):
         self.min_length = min_length
-        self.ids: torch.Tensor | None = None
+        self.key: torch.Tensor | None = None  # ids [P] or input embeddings [P, H] of the stored prefix
         self.kv: KV | None = None
 
     @staticmethod
     def _limit(batch: Batch) -> int:
-        """How far a shared prefix may reach: up to the first soft slot, padding or read position."""
-        ok = ((batch.soft < 0) & (batch.mask > 0)).all(0)
+        """How far a shared prefix may reach: up to the first padding or read position."""
+        ok = (batch.mask > 0).all(0)
         cut = int(ok.float().argmin()) if not bool(ok.all()) else ok.numel()
         reads = batch.score_pos.masked_fill(batch.score_mask == 0, 10**9)
         return min(cut, int(reads.min()))
 
-    def split(self, backbone, batch: Batch) -> tuple[Batch, KV] | None:
+    def _shared_length(self, batch: Batch) -> int:
         limit = self._limit(batch)
-        if self.ids is not None and len(self.ids) <= limit and bool((batch.ids[:, : len(self.ids)] == self.ids).all()):
-            return drop_prefix(batch, len(self.ids)), self.kv
-        if len(batch) < 2:
+        same = ((batch.ids[:, :limit] == batch.ids[:1, :limit]) & (batch.soft[:, :limit] == batch.soft[:1, :limit]))
+        same = same.all(0)
+        return int(same.float().argmin()) if not bool(same.all()) else limit
+
+    def _hit(self, key: torch.Tensor, limit: int) -> bool:
+        n = 0 if self.key is None else len(self.key)
+        return 0 < n <= limit and self.key.shape[1:] == key.shape[1:] and torch.equal(key[:n], self.key)
+
+    def split(self, backbone, batch: Batch, inputs: dict) -> tuple[Batch, dict] | None:
+        """(batch and backbone inputs without the shared prefix, with its KV attached), or None."""
+        embeds = inputs.get("inputs_embeds")
+        if "past_key_values" in inputs:
             return None
-        same = (batch.ids[:, :limit] == batch.ids[:1, :limit]).all(0)
-        p = int(same.float().argmin()) if not bool(same.all()) else limit
-        if p < self.min_length:
-            return None
-        self.ids = batch.ids[0, :p].clone()
-        self.kv = kv_of(backbone, self.ids[None])
-        return drop_prefix(batch, p), self.kv
+        if len(batch) >= 2:
+            limit = self._shared_length(batch)
+        else:  # one row: only a stored prefix can be reused
+            limit = self._limit(batch)
+        source = embeds[0] if embeds is not None else batch.ids[0]
+        if not self._hit(source[:limit], limit):
+            if len(batch) < 2 or limit < self.min_length:
+                return None
+            self.key = source[:limit].clone()
+            if embeds is not None:
+                out = backbone.model(inputs_embeds=self.key[None], use_cache=True)
+                self.kv = [(k, v) for k, v, *_ in out.past_key_values]
+            else:
+                self.kv = kv_of(backbone, self.key[None])
+        p = len(self.key)
+        rest = {"attention_mask": inputs["attention_mask"][:, p:]}
+        if embeds is not None:
+            rest["inputs_embeds"] = embeds[:, p:]
+        else:
+            rest["input_ids"] = inputs["input_ids"][:, p:]
+        return drop_prefix(batch, p), with_kv(rest, self.kv)
