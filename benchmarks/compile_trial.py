@@ -11,14 +11,13 @@ from __future__ import annotations
 import argparse
 import statistics
 import sys
-import time
 from pathlib import Path
 
 import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from speed_vs_peft import INIT_TEXT, TEMPLATE, batches  # noqa: E402
+from speed_vs_peft import INIT_TEXT, TEMPLATE, batches, train_steps  # noqa: E402
 
 from tasktune.backbone import load_backbone  # noqa: E402
 from tasktune.methods import PrefixTuningConfig, PromptTuningConfig  # noqa: E402
@@ -42,17 +41,10 @@ def main() -> None:
     else:
         cfg, lr = PrefixTuningConfig(prefix_length=20, reparam=False), 1e-2
         task = build_task(bb, "prefix-tuning", cfg, TEMPLATE, data.labels, max_length=96)
-    opt = torch.optim.AdamW(task.module.parameters(), lr=lr)
-    times = []
-    for i, exs in enumerate(steps):
-        t = time.perf_counter()
-        batch, labels = task.batch(exs)
-        loss = task.objective.loss(task.scores(batch), labels)
-        loss.backward()
-        opt.step()
-        opt.zero_grad()
-        times.append(time.perf_counter() - t)
-        print(i, tuple(batch.ids.shape), f"{times[-1]:.2f} s, loss {loss.item():.3f}", flush=True)
+    runs = train_steps(task, steps, lr)
+    for i, (seconds, batch, loss) in enumerate(runs):
+        print(i, tuple(batch.ids.shape), f"{seconds:.2f} s, loss {loss:.3f}", flush=True)
+    times = [t for t, _, _ in runs]
     median = statistics.median(times[3:])
     print(args.mode, args.method, f"first step {times[0]:.1f} s, median of steps 3+: {median:.3f} s")
 

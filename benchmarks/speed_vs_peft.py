@@ -57,6 +57,21 @@ def batches(steps: int, size: int = 16):
     return data, [[data.train[i] for i in perm[k * size:(k + 1) * size]] for k in range(steps)]
 
 
+def train_steps(task, steps, lr: float) -> list[tuple[float, object, float]]:
+    """One AdamW step per list of examples: (seconds, batch, loss) each."""
+    opt = torch.optim.AdamW(task.module.parameters(), lr=lr, weight_decay=1e-5)
+    out = []
+    for exs in steps:
+        t = time.perf_counter()
+        batch, labels = task.batch(exs)
+        loss = task.objective.loss(task.scores(batch), labels)
+        loss.backward()
+        opt.step()
+        opt.zero_grad()
+        out.append((time.perf_counter() - t, batch, loss.item()))
+    return out
+
+
 def nonembedding_params(model) -> int:
     emb = model.get_input_embeddings().weight.numel()
     return sum(p.numel() for p in model.parameters()) - emb
@@ -74,19 +89,10 @@ def run_tasktune(args) -> dict:
     else:
         method, mcfg, lr = "prefix-tuning", PrefixTuningConfig(prefix_length=20, reparam=False), 1e-2
     task = build_task(bb, method, mcfg, TEMPLATE, data.labels, max_length=96)
-    opt = torch.optim.AdamW(task.module.parameters(), lr=lr, weight_decay=1e-5)
-    times, real, processed = [], 0, 0
-    for i, exs in enumerate(steps):
-        t = time.perf_counter()
-        batch, labels = task.batch(exs)
-        loss = task.objective.loss(task.scores(batch), labels)
-        loss.backward()
-        opt.step()
-        opt.zero_grad()
-        if i:
-            times.append(time.perf_counter() - t)
-            real += batch.real_tokens
-            processed += batch.ids.numel()  # prefix positions are attended to, not run through the layers
+    timed = train_steps(task, steps, lr)[1:]  # step 1 is warm-up
+    times = [t for t, _, _ in timed]
+    real = sum(b.real_tokens for _, b, _ in timed)
+    processed = sum(b.ids.numel() for _, b, _ in timed)  # prefix positions are attended to, not run through layers
     n = nonembedding_params(bb.model)
     t_eval = time.perf_counter()
     task.predict_scores(data.dev[: args.eval_n], 32)

@@ -23,6 +23,7 @@ from dataclasses import dataclass, field
 
 import torch
 from torch import nn
+from transformers.modeling_utils import ALL_ATTENTION_FUNCTIONS
 
 from tasktune import TasktuneError
 
@@ -59,8 +60,6 @@ def active(prefix: AttentionPrefix | None):
 
 
 def _base_function(base: str, module: nn.Module):
-    from transformers.modeling_utils import ALL_ATTENTION_FUNCTIONS
-
     if base == "eager":  # each model file defines its own eager attention (T5 adds its position bias there)
         fn = getattr(sys.modules[type(module).__module__], "eager_attention_forward", None)
         if fn is None:
