@@ -41,8 +41,12 @@ def main() -> None:
     ap.add_argument("--steps", type=int, default=40)
     ap.add_argument("--ppt-task", default="pair")
     args = ap.parse_args()
+    with tempfile.TemporaryDirectory() as work:
+        run(args, Path(work))
+
+
+def run(args: argparse.Namespace, work: Path) -> None:
     bb = load_backbone("smollm2-135m")
-    work = Path(tempfile.mkdtemp())
     docs = read_corpus(DATA / "corpus" / "documents.jsonl")
     rows, template, verb = build(args.ppt_task, docs, 4000 + 200, seed=0)
     t0 = time.perf_counter()
