@@ -34,6 +34,11 @@ class Backbone:
             tok.pad_token = tok.eos_token if tok.eos_token is not None else tok.unk_token
         if not self.fingerprint:
             self.fingerprint = weight_fingerprint(self.model)
+        if getattr(self.model.config, "_attn_implementation", None) == "sdpa":
+            # every sdpa call goes through tasktune's wrapper (engine/attention_kernel.py says why)
+            from tasktune.engine import attention_prefix
+
+            attention_prefix.install(self.model)
 
     @property
     def device(self) -> torch.device:

@@ -26,6 +26,7 @@ from torch import nn
 from transformers.modeling_utils import ALL_ATTENTION_FUNCTIONS
 
 from tasktune import TasktuneError
+from tasktune.engine import attention_kernel as kernel
 
 KEYWORD = "attention_prefix"
 _REGISTERED: set[str] = set()
@@ -73,12 +74,11 @@ def _widen(t: torch.Tensor, n: int, value) -> torch.Tensor:
     return torch.cat([t.new_full((*t.shape[:-1], n), value), t], dim=-1)
 
 
-def _causal_mask(q_len: int, k_len: int, L: int, like: torch.Tensor, boolean: bool) -> torch.Tensor:
-    """[1, 1, q, L + k]: the prefix is always visible; real keys causally (queries are the last q)."""
-    allowed = torch.ones(q_len, k_len, dtype=torch.bool, device=like.device).tril(k_len - q_len)
-    allowed = torch.cat([allowed.new_ones(q_len, L), allowed], dim=-1)[None, None]
-    return allowed if boolean else torch.zeros(allowed.shape, dtype=like.dtype,
-                                               device=like.device).masked_fill(~allowed, torch.finfo(like.dtype).min)
+def _causal(module: nn.Module, query: torch.Tensor, kwargs: dict) -> bool:
+    """Whether sdpa, given no mask, would apply `is_causal` itself (transformers' own rule), so
+    that a mask built here must say it instead."""
+    flag = kwargs.get("is_causal")
+    return bool(getattr(module, "is_causal", True) if flag is None else flag) and query.shape[2] > 1
 
 
 def _prefixed(base: str):
@@ -90,14 +90,20 @@ def _prefixed(base: str):
             b, L = query.shape[0], pk.shape[-2]
             key = torch.cat([pk.to(key.dtype).expand(b, -1, -1, -1), key], dim=2)
             value = torch.cat([pv.to(value.dtype).expand(b, -1, -1, -1), value], dim=2)
-            boolean = base != "eager"
             if attention_mask is not None:
                 attention_mask = _widen(attention_mask, L, True if attention_mask.dtype == torch.bool else 0.0)
-            elif getattr(module, "is_causal", False) and query.shape[2] > 1:
-                attention_mask = _causal_mask(query.shape[2], key.shape[2] - L, L, query, boolean)
+            elif _causal(module, query, kwargs):
+                attention_mask = kernel.causal_mask(query.shape[2], key.shape[2] - L, L, query)
             if kwargs.get("position_bias") is not None:
                 kwargs["position_bias"] = _widen(kwargs["position_bias"], L, 0.0)
-        return _base_function(base, module)(module, query, key, value, attention_mask, **kwargs)
+        impl = base
+        if impl == "sdpa" and kernel.use_math(query):
+            if attention_mask is None and _causal(module, query, kwargs):
+                attention_mask = kernel.causal_mask(query.shape[2], key.shape[2], 0, query)
+            impl = "eager"
+        if impl == "eager" and attention_mask is not None:
+            attention_mask = kernel.additive(attention_mask, query.dtype)
+        return _base_function(impl, module)(module, query, key, value, attention_mask, **kwargs)
 
     return attention
 
