@@ -42,8 +42,8 @@ def main() -> None:
         cfg, lr = PrefixTuningConfig(prefix_length=20, reparam=False), 1e-2
         task = build_task(bb, "prefix-tuning", cfg, TEMPLATE, data.labels, max_length=96)
     runs = train_steps(task, steps, lr)
-    for i, (seconds, batch, loss) in enumerate(runs):
-        print(i, tuple(batch.ids.shape), f"{seconds:.2f} s, loss {loss:.3f}", flush=True)
+    for i, (seconds, pieces, loss) in enumerate(runs):
+        print(i, [tuple(b.ids.shape) for b in pieces], f"{seconds:.2f} s, loss {loss:.3f}", flush=True)
     times = [t for t, _, _ in runs]
     median = statistics.median(times[3:])
     print(args.mode, args.method, f"first step {times[0]:.1f} s, median of steps 3+: {median:.3f} s")

@@ -149,3 +149,24 @@ def test_gradient_checkpointing_refuses_prefix_tuning(tmp_path):
     with pytest.raises(TasktuneError, match="prefix"):
         train(task, examples(8), [], TrainConfig(max_steps=1, batch_size=8, gradient_checkpointing=True), tmp_path,
               quiet=True)
+
+
+def test_micro_batches_are_sorted_bounded_and_complete():
+    from tasktune.train.sampler import micro_batches
+
+    lengths = [9, 3, 7, 3, 12, 5]
+    pieces = micro_batches([0, 1, 2, 3, 4, 5], lengths, max_tokens=14)
+    assert sorted(i for p in pieces for i in p) == [0, 1, 2, 3, 4, 5]
+    assert all(len(p) * max(lengths[i] for i in p) <= 14 or len(p) == 1 for p in pieces)
+    assert [lengths[i] for p in pieces for i in p] == sorted(lengths)
+    assert micro_batches([4, 0], lengths, 0) == [[4, 0]]  # 0: the whole batch, as given
+
+
+def test_micro_batching_gives_the_same_update(tmp_path):
+    data = examples(12)
+    a, b = make_task(), make_task()
+    cfg = dict(max_steps=3, batch_size=12, eval_every=100)
+    train(a, data, data, TrainConfig(micro_batch_tokens=0, **cfg), tmp_path / "a", quiet=True)
+    train(b, data, data, TrainConfig(micro_batch_tokens=24, **cfg), tmp_path / "b", quiet=True)  # ~3 rows a piece
+    assert not torch.equal(a.module.prompt, make_task().module.prompt)
+    torch.testing.assert_close(a.module.prompt, b.module.prompt, atol=1e-5, rtol=1e-4)

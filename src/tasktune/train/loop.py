@@ -26,7 +26,7 @@ from tasktune.regularizers.smart import Smart, SmartConfig
 from tasktune.train.checkpoint import has_checkpoint, load_checkpoint, save_checkpoint
 from tasktune.train.config import TrainConfig
 from tasktune.train.optim import make_optimizer, warmup_linear
-from tasktune.train.sampler import batch_stream
+from tasktune.train.sampler import batch_stream, encoded_lengths, micro_batches
 
 
 def _progress(disable: bool) -> Progress:
@@ -55,7 +55,7 @@ def train(task, train_set: list[Example], dev_set: list[Example], cfg: TrainConf
     torch.manual_seed(cfg.seed)
     objective, module = task.objective, task.module
     encoded = [objective.encode(ex) for ex in train_set]  # tokenise once
-    lengths = [sum(len(r.ids) for r in rows) for rows, _ in encoded]
+    lengths = encoded_lengths(encoded)
 
     lr = cfg.lr or module.default_lr
     params = [p for p in module.parameters() if p.requires_grad]
@@ -72,6 +72,7 @@ def train(task, train_set: list[Example], dev_set: list[Example], cfg: TrainConf
     out.mkdir(parents=True, exist_ok=True)
 
     stream = batch_stream(lengths, cfg.batch_size, cfg.seed, acc.process_index, acc.num_processes)
+    budget = cfg.micro_batch_tokens if cfg.micro_batch_tokens >= 0 else (512 if acc.device.type == "cpu" else 0)
     for _ in range(progress["step"] * cfg.grad_accum):  # resume: same data order, skip what was seen
         next(stream)
 
@@ -100,17 +101,19 @@ def train(task, train_set: list[Example], dev_set: list[Example], cfg: TrainConf
             step_loss, step_tokens = 0.0, 0
             for micro in range(cfg.grad_accum):
                 _, idx = next(stream)
-                batch, labels = objective.collate([encoded[i] for i in idx], task.pad_id)
-                batch = batch.to(acc.device)
-                step_tokens += batch.real_tokens
-                sync = micro == cfg.grad_accum - 1
-                ctx = acc.no_sync(wrapped) if not sync and acc.num_processes > 1 else nullcontext()
-                with ctx:
-                    loss = reg.loss(task, batch, labels, wrapped) if reg else \
-                        objective.loss(task.scores(batch, wrapped), labels)
-                    loss = loss / cfg.grad_accum
-                    acc.backward(loss)
-                step_loss += loss.item()
+                pieces = micro_batches(idx, lengths, budget)
+                for k, piece in enumerate(pieces):
+                    batch, labels = objective.collate([encoded[i] for i in piece], task.pad_id)
+                    batch = batch.to(acc.device)
+                    step_tokens += batch.real_tokens
+                    sync = micro == cfg.grad_accum - 1 and k == len(pieces) - 1
+                    ctx = acc.no_sync(wrapped) if not sync and acc.num_processes > 1 else nullcontext()
+                    with ctx:
+                        loss = reg.loss(task, batch, labels, wrapped) if reg else \
+                            objective.loss(task.scores(batch, wrapped), labels)
+                        loss = loss * len(piece) / len(idx) / cfg.grad_accum  # a piece's share of the batch mean
+                        acc.backward(loss)
+                    step_loss += loss.item()
             if cfg.max_grad_norm:
                 acc.clip_grad_norm_(params, cfg.max_grad_norm)
             optimizer.step()

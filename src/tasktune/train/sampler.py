@@ -27,3 +27,23 @@ def batch_stream(lengths: list[int], batch_size: int, seed: int, rank: int = 0, 
         for b in batches[rank:usable:world]:
             yield epoch, b
         epoch += 1
+
+
+def encoded_lengths(encoded: list[tuple[list, int]]) -> list[int]:
+    """Tokens per encoded example (all its rows): what batches are bucketed by."""
+    return [sum(len(r.ids) for r in rows) for rows, _ in encoded]
+
+
+def micro_batches(idx: list[int], lengths: list[int], max_tokens: int) -> list[list[int]]:
+    """One batch as length-sorted pieces of at most `max_tokens` padded tokens (at least one
+    example each; 0 = the whole batch): little padding, and activations bounded by max_tokens."""
+    if max_tokens <= 0:
+        return [idx]
+    pieces, cur = [], []
+    for i in sorted(idx, key=lambda i: lengths[i]):  # ascending: the newest is the longest
+        if cur and (len(cur) + 1) * lengths[i] > max_tokens:
+            pieces.append(cur)
+            cur = []
+        cur.append(i)
+    pieces.append(cur)
+    return pieces
