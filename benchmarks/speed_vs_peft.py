@@ -6,8 +6,8 @@ Same machine, model (embedded SmolLM2-135M, same weights from tasktune's safeten
 data (SST-2 train batches of 16 with their natural lengths, identical batches for every
 run), 20 virtual tokens, verbalizer loss on the label word. Each configuration runs in its
 own process so peak RSS is its own. One warm-up step, then the median of the rest. tasktune
-splits each batch of 16 as its trainer does on CPU (length-sorted pieces of at most 512 padded
-tokens, gradients summed: the same update, less padding, bounded activation memory).
+splits each batch of 16 as its trainer does on CPU (equal length-sorted pieces of at most 768
+padded tokens, gradients summed: the same update, less padding, bounded activation memory).
 
 PEFT follows its documented causal-LM prompt-tuning usage: get_peft_model(PromptTuningConfig),
 the input is prompt text + label word, labels are -100 except the label word, and the model
@@ -64,7 +64,7 @@ def batches(steps: int, size: int = 16):
     return data, [[data.train[i] for i in perm[k * size:(k + 1) * size]] for k in range(steps)]
 
 
-def train_steps(task, steps, lr: float, max_tokens: int = 512) -> list[tuple[float, list, float]]:
+def train_steps(task, steps, lr: float, max_tokens: int = 768) -> list[tuple[float, list, float]]:
     """One fused-AdamW step per list of examples, split into length-sorted micro-batches of at most
     `max_tokens` padded tokens as tasktune's trainer does on CPU: (seconds, batches, loss) each."""
     from tasktune.train.sampler import encoded_lengths, micro_batches

@@ -155,10 +155,10 @@ def test_micro_batches_are_sorted_bounded_and_complete():
     from tasktune.train.sampler import micro_batches
 
     lengths = [9, 3, 7, 3, 12, 5]
-    pieces = micro_batches([0, 1, 2, 3, 4, 5], lengths, max_tokens=14)
-    assert sorted(i for p in pieces for i in p) == [0, 1, 2, 3, 4, 5]
-    assert all(len(p) * max(lengths[i] for i in p) <= 14 or len(p) == 1 for p in pieces)
-    assert [lengths[i] for p in pieces for i in p] == sorted(lengths)
+    pieces = micro_batches([0, 1, 2, 3, 4, 5], lengths, max_tokens=24)
+    assert [[lengths[i] for i in p] for p in pieces] == [[3, 3], [5, 7], [9, 12]]  # 2 x 12 fits, 3 x 9 not
+    assert micro_batches([0, 1, 2, 3, 4, 5], lengths, max_tokens=100) == [[1, 3, 5, 2, 0, 4]]
+    assert micro_batches([4, 1], lengths, max_tokens=5) == [[1], [4]]  # one example may exceed it
     assert micro_batches([4, 0], lengths, 0) == [[4, 0]]  # 0: the whole batch, as given
 
 

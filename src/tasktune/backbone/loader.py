@@ -13,6 +13,7 @@ from tasktune import TasktuneError
 from tasktune.backbone.aliases import ALIASES, resolve_alias
 from tasktune.backbone.dtype import default_device, resolve_dtype
 from tasktune.backbone.family import FAMILIES, auto_class, detect_family
+from tasktune.backbone.lean_norm import lean_rms_norms
 
 
 @dataclass
@@ -34,6 +35,7 @@ class Backbone:
             tok.pad_token = tok.eos_token if tok.eos_token is not None else tok.unk_token
         if not self.fingerprint:
             self.fingerprint = weight_fingerprint(self.model)
+        lean_rms_norms(self.model)
         if getattr(self.model.config, "_attn_implementation", None) == "sdpa":
             # every sdpa call goes through tasktune's wrapper (engine/attention_kernel.py says why)
             from tasktune.engine import attention_prefix

@@ -21,9 +21,9 @@ class TrainConfig:
     grad_accum: int = 1
     """Micro-batches accumulated per optimizer step."""
     micro_batch_tokens: int = -1
-    """Split each batch into length-sorted pieces of at most this many padded tokens, one forward
-    each, gradients summed: less padding and bounded activation memory, the same update.
-    -1 = auto (512 on CPU, whole batches elsewhere), 0 = whole batches."""
+    """Split each batch into the fewest equal, length-sorted pieces of at most this many padded
+    tokens, one forward each, gradients summed: less padding and bounded activation memory, the
+    same update. -1 = auto (768 on CPU, whole batches elsewhere), 0 = whole batches."""
     max_grad_norm: float = 1.0
     """Gradient clipping (0 = off)."""
     eval_every: int = 50

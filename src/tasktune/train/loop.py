@@ -72,7 +72,7 @@ def train(task, train_set: list[Example], dev_set: list[Example], cfg: TrainConf
     out.mkdir(parents=True, exist_ok=True)
 
     stream = batch_stream(lengths, cfg.batch_size, cfg.seed, acc.process_index, acc.num_processes)
-    budget = cfg.micro_batch_tokens if cfg.micro_batch_tokens >= 0 else (512 if acc.device.type == "cpu" else 0)
+    budget = cfg.micro_batch_tokens if cfg.micro_batch_tokens >= 0 else (768 if acc.device.type == "cpu" else 0)
     for _ in range(progress["step"] * cfg.grad_accum):  # resume: same data order, skip what was seen
         next(stream)
 

@@ -35,15 +35,15 @@ def encoded_lengths(encoded: list[tuple[list, int]]) -> list[int]:
 
 
 def micro_batches(idx: list[int], lengths: list[int], max_tokens: int) -> list[list[int]]:
-    """One batch as length-sorted pieces of at most `max_tokens` padded tokens (at least one
-    example each; 0 = the whole batch): little padding, and activations bounded by max_tokens."""
+    """One batch as the fewest equal-sized, length-sorted pieces of at most `max_tokens` padded
+    tokens each (a single example may exceed it; 0 = the whole batch as given): little padding,
+    activations bounded by max_tokens, and pieces big enough to keep the matmuls efficient."""
     if max_tokens <= 0:
         return [idx]
-    pieces, cur = [], []
-    for i in sorted(idx, key=lambda i: lengths[i]):  # ascending: the newest is the longest
-        if cur and (len(cur) + 1) * lengths[i] > max_tokens:
-            pieces.append(cur)
-            cur = []
-        cur.append(i)
-    pieces.append(cur)
-    return pieces
+    order = sorted(idx, key=lambda i: lengths[i])
+    for k in range(1, len(order) + 1):
+        size = -(-len(order) // k)
+        pieces = [order[j:j + size] for j in range(0, len(order), size)]
+        if all(len(p) * lengths[p[-1]] <= max_tokens for p in pieces):
+            return pieces
+    return [[i] for i in order]
