@@ -15,7 +15,8 @@ computes the loss (LM head over every position); evaluation uses left padding an
 logits_to_keep=1 at batch 32.
 
 MFU: model FLOPs per training step = 4 * N * T, where N = non-embedding backbone parameters
-and T = tokens processed (padding and virtual tokens included): 2NT for the forward and 2NT
+and T = tokens run through the layers (padding included; a soft prompt shared by every row of a
+forward runs once, so counts once): 2NT for the forward and 2NT
 for the backward to the inputs (a frozen backbone computes no weight gradients). Attention
 score FLOPs and the LM head at the read positions are left out (under 3% here).
 """
@@ -110,8 +111,10 @@ def run_tasktune(args) -> dict:
     timed = train_steps(task, steps, lr)[1:]  # step 1 is warm-up
     times = [t for t, _, _ in timed]
     real = sum(b.real_tokens for _, bs, _ in timed for b in bs)
-    # padded tokens run through the layers (prefix positions are attended to, not run through layers)
-    processed = sum(b.ids.numel() for _, bs, _ in timed for b in bs)
+    # tokens run through the layers: padding included; a prefix shared by all rows (the soft prompt)
+    # runs once per piece; prefix-tuning positions are attended to, not run through layers
+    shared = task.prefix_cache.shared_length if task.prefix_cache is not None else (lambda b: 0)
+    processed = sum(b.ids.numel() - (len(b) - 1) * shared(b) for _, bs, _ in timed for b in bs)
     n = nonembedding_params(bb.model)
     t_eval = time.perf_counter()
     task.predict_scores(data.dev[: args.eval_n], 32)

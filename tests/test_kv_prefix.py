@@ -49,3 +49,39 @@ def test_soft_prompt_kv_is_shared_at_inference_and_never_stale(kind):
     with torch.inference_mode():
         torch.testing.assert_close(task.scores(batch), moved, atol=1e-4, rtol=1e-4)
     assert not torch.allclose(moved, plain)
+
+
+@pytest.mark.parametrize("kind", ["gpt2", "llama"])
+@pytest.mark.parametrize("method", ["prompt-tuning", "p-tuning"])
+def test_training_runs_the_shared_prompt_once_with_the_same_loss_and_gradients(kind, method, monkeypatch):
+    """In training the soft prompt's KV is computed once per batch, with gradients; loss and
+    gradients equal those of running the prompt in every row."""
+    from tasktune.engine.kv_prefix import SharedPrefixCache
+    from tasktune.methods import PTuningConfig
+
+    bb = tiny_backbone(kind)
+    bb.model.double()
+    cfg = PromptTuningConfig(prompt_length=6) if method == "prompt-tuning" else PTuningConfig(prompt_length=6,
+                                                                                             encoder="mlp")
+    task = build_task(bb, method, cfg, "review : {text} sentiment :{answer}", ["positive", "negative"], seed=1)
+    task.module.double()
+    rows = [Example({"text": t}, lab) for t, lab in [("a dull film", "negative"), ("loved it really", "positive"),
+                                                     ("the plot is very fun and lovely", "positive")]]
+    batch, labels = task.batch(rows)
+    params = [p for p in task.module.parameters() if p.requires_grad]
+    splits = []
+    real_split = SharedPrefixCache.split
+    monkeypatch.setattr(SharedPrefixCache, "split", lambda *a, **k: splits.append(real_split(*a, **k)) or splits[-1])
+
+    def loss_and_grads():
+        loss = task.objective.loss(task.scores(batch), labels)
+        return loss.detach(), torch.autograd.grad(loss, params)
+
+    shared_loss, shared_grads = loss_and_grads()  # float64, but Llama's eager softmax rounds through fp32
+    assert splits and splits[-1] is not None and task.prefix_cache.key is None  # split, and nothing kept
+    task.prefix_cache = None  # the plain path: the prompt runs in every row
+    plain_loss, plain_grads = loss_and_grads()
+    torch.testing.assert_close(shared_loss, plain_loss, atol=1e-6, rtol=1e-6)
+    for a, b in zip(shared_grads, plain_grads, strict=True):
+        assert b.abs().sum() > 0
+        torch.testing.assert_close(a, b, atol=1e-6, rtol=1e-5)

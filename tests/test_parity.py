@@ -1,6 +1,6 @@
 """The fast path trains to what a plain reference path trains to, from the same seed and data.
 
-Fast: tasktune's trainer (length-bucketed batches, answer-position-only logits, fused AdamW, the
+Fast: tasktune's trainer (length-bucketed batches, the prompt run once per batch, answer-only logits, fused AdamW, the
 CPU attention kernel). Reference: tasktune.reference (transformers' plain forward, full logits,
 one example at a time, torch's default AdamW). Same tiny model in fp32, same batches.
 """
@@ -25,7 +25,7 @@ def text(ex: Example) -> str:
 def test_fast_path_trains_like_the_reference(tmp_path):
     bb = tiny_backbone("llama")
     examples = [Example({"text": r["text"]}, r["label"], f"toy:{i}") for i, r in enumerate(toy_rows(24))]
-    task = build_task(bb, "prompt-tuning", PromptTuningConfig(prompt_length=4), "review : {text} sentiment :{answer}",
+    task = build_task(bb, "prompt-tuning", PromptTuningConfig(prompt_length=8), "review : {text} sentiment :{answer}",
                       LABELS, seed=3)
     ref = ReferencePromptTuning(bb.model, bb.tokenizer, task.module.prompt, [" " + w for w in LABELS])
     labels = [LABELS.index(ex.label) for ex in examples]

@@ -62,12 +62,14 @@ class Task:
     def scores(self, batch: Batch, module=None) -> torch.Tensor:
         """[B, C] label scores; `module` may be a wrapped (DDP) copy of self.module.
 
-        At inference on a causal LM, the token prefix shared by every row (demonstrations,
-        instructions) runs once and its KV cache is reused."""
+        On a causal LM, the prefix shared by every row (demonstrations, an instruction, a soft
+        prompt) runs once per batch, not once per row; at inference its KV is also reused across
+        batches. Not under gradient checkpointing, whose causal layers drop a KV-cache prefix."""
         inputs = (module or self.module)(self.backbone, batch)
-        if self.prefix_cache is not None and not torch.is_grad_enabled():
+        training = torch.is_grad_enabled()
+        if self.prefix_cache is not None and not (training and self.backbone.model.is_activation_checkpointing):
             with self.module.compute_context(self.backbone.device):  # the prefix KV in the dtype of the rest
-                split = self.prefix_cache.split(self.backbone, batch, inputs)
+                split = self.prefix_cache.split(self.backbone, batch, inputs, fresh=training)
             if split is not None:
                 batch, inputs = split
         return self.scores_from_inputs(inputs, batch)

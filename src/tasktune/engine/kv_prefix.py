@@ -37,10 +37,11 @@ def drop_prefix(batch: Batch, p: int) -> Batch:
 
 
 class SharedPrefixCache:
-    """Reuse the KV of the prefix shared by all rows (inference only, causal LMs): demonstrations,
-    an instruction, and a soft prompt, whose vectors are the same in every row. The stored key
-    is the prefix's ids or input embeddings, so new task parameters (evaluation during
-    training) never hit a stale entry."""
+    """Run the prefix shared by all rows once (causal LMs): demonstrations, an instruction, and a
+    soft prompt, whose vectors are the same in every row. At inference its KV is kept and reused
+    across batches, keyed by the prefix's ids or input embeddings, so new task parameters
+    (evaluation during training) never hit a stale entry; in training it is recomputed per
+    forward, with gradients, once instead of once per row."""
 
     def __init__(self, min_length: int = 8):
         self.min_length = min_length
@@ -61,12 +62,20 @@ class SharedPrefixCache:
         same = same.all(0)
         return int(same.float().argmin()) if not bool(same.all()) else limit
 
+    def shared_length(self, batch: Batch) -> int:
+        """Leading positions a training forward runs once for all rows (0: none, the split is skipped)."""
+        p = self._shared_length(batch) if len(batch) >= 2 else 0
+        return p if p >= self.min_length else 0
+
     def _hit(self, key: torch.Tensor, limit: int) -> bool:
         n = 0 if self.key is None else len(self.key)
         return 0 < n <= limit and self.key.shape[1:] == key.shape[1:] and torch.equal(key[:n], self.key)
 
-    def split(self, backbone, batch: Batch, inputs: dict) -> tuple[Batch, dict] | None:
-        """(batch and backbone inputs without the shared prefix, with its KV attached), or None."""
+    def split(self, backbone, batch: Batch, inputs: dict, fresh: bool = False) -> tuple[Batch, dict] | None:
+        """(batch and backbone inputs without the shared prefix, with its KV attached), or None.
+
+        fresh: training. The prefix's KV is computed now from the first row, with gradients (they
+        flow back through the expansion over rows, summed), and nothing is kept."""
         embeds = inputs.get("inputs_embeds")
         if "past_key_values" in inputs:
             return None
@@ -75,19 +84,28 @@ class SharedPrefixCache:
         else:  # one row: only a stored prefix can be reused
             limit = self._limit(batch)
         source = embeds[0] if embeds is not None else batch.ids[0]
-        if not self._hit(source[:limit], limit):
+        if fresh:
             if len(batch) < 2 or limit < self.min_length:
                 return None
-            self.key = source[:limit].clone()
+            key, kv = source[:limit], None
+        elif self._hit(source[:limit], limit):
+            key, kv = self.key, self.kv
+        else:
+            if len(batch) < 2 or limit < self.min_length:
+                return None
+            key, kv = source[:limit].clone(), None
+        if kv is None:
             if embeds is not None:
-                out = backbone.model(inputs_embeds=self.key[None], use_cache=True)
-                self.kv = [(k, v) for k, v, *_ in out.past_key_values]
+                out = backbone.model(inputs_embeds=key[None], use_cache=True)
+                kv = [(k, v) for k, v, *_ in out.past_key_values]
             else:
-                self.kv = kv_of(backbone, self.key[None])
-        p = len(self.key)
+                kv = kv_of(backbone, key[None])
+            if not fresh:
+                self.key, self.kv = key, kv
+        p = len(key)
         rest = {"attention_mask": inputs["attention_mask"][:, p:]}
         if embeds is not None:
             rest["inputs_embeds"] = embeds[:, p:]
         else:
             rest["input_ids"] = inputs["input_ids"][:, p:]
-        return drop_prefix(batch, p), with_kv(rest, self.kv)
+        return drop_prefix(batch, p), with_kv(rest, kv)
