@@ -7,7 +7,8 @@ data (SST-2 train batches of 16 with their natural lengths, identical batches fo
 run), 20 virtual tokens, verbalizer loss on the label word. Each configuration runs in its
 own process so peak RSS is its own. One warm-up step, then the median of the rest. tasktune
 splits each batch of 16 as its trainer does on CPU (equal length-sorted pieces of at most 768
-padded tokens, gradients summed: the same update, less padding, bounded activation memory).
+padded tokens, gradients summed: the same update, less padding, bounded activation memory), and
+runs the soft prompt, the same in every row, once per step for all pieces.
 
 PEFT follows its documented causal-LM prompt-tuning usage: get_peft_model(PromptTuningConfig),
 the input is prompt text + label word, labels are -100 except the label word, and the model
@@ -15,8 +16,8 @@ computes the loss (LM head over every position); evaluation uses left padding an
 logits_to_keep=1 at batch 32.
 
 MFU: model FLOPs per training step = 4 * N * T, where N = non-embedding backbone parameters
-and T = tokens run through the layers (padding included; a soft prompt shared by every row of a
-forward runs once, so counts once): 2NT for the forward and 2NT
+and T = tokens run through the layers (padding included; a soft prompt shared by every row
+runs once per optimizer step, so counts once): 2NT for the forward and 2NT
 for the backward to the inputs (a frozen backbone computes no weight gradients). Attention
 score FLOPs and the LM head at the read positions are left out (under 3% here).
 """
@@ -76,12 +77,13 @@ def train_steps(task, steps, lr: float, max_tokens: int = 768) -> list[tuple[flo
         t = time.perf_counter()
         encoded = [task.objective.encode(ex) for ex in exs]
         done, total = [], 0.0
-        for piece in micro_batches(list(range(len(exs))), encoded_lengths(encoded), max_tokens):
-            batch, labels = task.objective.collate([encoded[i] for i in piece], task.pad_id)
-            loss = task.objective.loss(task.scores(batch), labels) * len(piece) / len(exs)
-            loss.backward()
-            done.append(batch)
-            total += loss.item()
+        with task.optimizer_step():  # the shared soft prompt runs once per step, as in the trainer
+            for piece in micro_batches(list(range(len(exs))), encoded_lengths(encoded), max_tokens):
+                batch, labels = task.objective.collate([encoded[i] for i in piece], task.pad_id)
+                loss = task.objective.loss(task.scores(batch), labels) * len(piece) / len(exs)
+                loss.backward()
+                done.append(batch)
+                total += loss.item()
         opt.step()
         opt.zero_grad()
         out.append((time.perf_counter() - t, done, total))
@@ -112,9 +114,10 @@ def run_tasktune(args) -> dict:
     times = [t for t, _, _ in timed]
     real = sum(b.real_tokens for _, bs, _ in timed for b in bs)
     # tokens run through the layers: padding included; a prefix shared by all rows (the soft prompt)
-    # runs once per piece; prefix-tuning positions are attended to, not run through layers
+    # runs once per optimizer step; prefix-tuning positions are attended to, not run through layers
     shared = task.prefix_cache.shared_length if task.prefix_cache is not None else (lambda b: 0)
-    processed = sum(b.ids.numel() - (len(b) - 1) * shared(b) for _, bs, _ in timed for b in bs)
+    processed = sum(sum(b.ids.numel() - len(b) * shared(b) for b in bs) + max(shared(b) for b in bs)
+                    for _, bs, _ in timed)
     n = nonembedding_params(bb.model)
     t_eval = time.perf_counter()
     task.predict_scores(data.dev[: args.eval_n], 32)

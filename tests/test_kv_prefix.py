@@ -1,3 +1,5 @@
+import contextlib
+
 import pytest
 import torch
 
@@ -85,3 +87,42 @@ def test_training_runs_the_shared_prompt_once_with_the_same_loss_and_gradients(k
     for a, b in zip(shared_grads, plain_grads, strict=True):
         assert b.abs().sum() > 0
         torch.testing.assert_close(a, b, atol=1e-6, rtol=1e-5)
+
+
+@pytest.mark.parametrize("method", ["prompt-tuning", "p-tuning"])
+def test_one_optimizer_step_runs_the_shared_prompt_once_for_all_pieces(method, monkeypatch):
+    """Inside optimizer_step(), micro-batches reuse the step's prompt KV (leaves whose gradient is
+    carried back once on leaving): the same gradients as each piece running its own prompt."""
+    from tasktune.engine import kv_prefix
+    from tasktune.methods import PTuningConfig
+
+    bb = tiny_backbone("llama")
+    bb.model.double()
+    cfg = PromptTuningConfig(prompt_length=6) if method == "prompt-tuning" else PTuningConfig(prompt_length=6,
+                                                                                             encoder="lstm")
+    task = build_task(bb, method, cfg, "review : {text} sentiment :{answer}", ["positive", "negative"], seed=1)
+    task.module.double()
+    texts = [("a dull film", "negative"), ("loved it really", "positive"), ("the plot is fun", "positive"),
+             ("bad", "negative"), ("so so so boring", "negative"), ("great", "positive")]
+    pieces = [task.batch([Example({"text": t}, lab) for t, lab in texts[i:i + 2]]) for i in (0, 2, 4)]
+    params = [p for p in task.module.parameters() if p.requires_grad]
+    runs = []
+    real = kv_prefix.kv_of
+    monkeypatch.setattr(kv_prefix, "kv_of", lambda *a, **k: runs.append(1) or real(*a, **k))
+
+    def grads(step: bool):
+        for p in params:
+            p.grad = None
+        runs.clear()
+        with task.optimizer_step() if step else contextlib.nullcontext():
+            for batch, labels in pieces:
+                (task.objective.loss(task.scores(batch), labels) / len(pieces)).backward()
+        return [p.grad.clone() for p in params], len(runs)
+
+    per_piece, n_plain = grads(step=False)
+    once, n_step = grads(step=True)
+    assert (n_plain, n_step) == (3, 1)
+    for a, b in zip(once, per_piece, strict=True):
+        assert b.abs().sum() > 0
+        torch.testing.assert_close(a, b, atol=1e-6, rtol=1e-5)
+    assert task.prefix_cache._step is None  # left clean

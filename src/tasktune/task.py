@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import dataclasses
 import time
+from contextlib import nullcontext
 
 import torch
 
@@ -69,10 +70,18 @@ class Task:
         training = torch.is_grad_enabled()
         if self.prefix_cache is not None and not (training and self.backbone.model.is_activation_checkpointing):
             with self.module.compute_context(self.backbone.device):  # the prefix KV in the dtype of the rest
-                split = self.prefix_cache.split(self.backbone, batch, inputs, fresh=training)
+                split = self.prefix_cache.split(self.backbone, batch, inputs, fresh=training,
+                                                rerun=lambda: (module or self.module)(self.backbone, batch))
             if split is not None:
                 batch, inputs = split
         return self.scores_from_inputs(inputs, batch)
+
+    def optimizer_step(self, distributed: bool = False):
+        """Context for the forwards and backwards of one optimizer step: the shared prefix runs once
+        for all its micro-batches (SharedPrefixCache.step); a no-op where there is none to share."""
+        if self.prefix_cache is None or distributed:
+            return nullcontext()
+        return self.prefix_cache.step()
 
     def scores_from_inputs(self, inputs: dict, batch: Batch) -> torch.Tensor:
         """Scores of backbone inputs: through the method's own head if it has one, else the objective."""

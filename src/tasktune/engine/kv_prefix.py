@@ -7,6 +7,8 @@ over the batch; (2) methods whose task parameters are themselves a KV prefix.
 
 from __future__ import annotations
 
+from contextlib import contextmanager
+
 import torch
 from transformers import DynamicCache
 
@@ -15,9 +17,10 @@ from tasktune.engine.batch import Batch
 KV = list[tuple[torch.Tensor, torch.Tensor]]
 
 
-def kv_of(backbone, ids: torch.Tensor) -> KV:
-    """KV cache of the token ids [1, P] (causal LMs)."""
-    out = backbone.model(input_ids=ids, use_cache=True)
+def kv_of(backbone, ids: torch.Tensor | None = None, embeds: torch.Tensor | None = None) -> KV:
+    """KV cache of the token ids [1, P] or input embeddings [1, P, H] (causal LMs). Runs the base
+    model only: a prefix's logits are never read, so the LM head (vocabulary-wide) is skipped."""
+    out = backbone.model.base_model(input_ids=ids, inputs_embeds=embeds, use_cache=True)
     return [(k, v) for k, v, *_ in out.past_key_values]
 
 
@@ -47,6 +50,29 @@ class SharedPrefixCache:
         self.min_length = min_length
         self.key: torch.Tensor | None = None  # ids [P] or input embeddings [P, H] of the stored prefix
         self.kv: KV | None = None
+        self._step: list | None = None  # inside step(): [] or [key, KV with graph, KV leaves]
+
+    @contextmanager
+    def step(self):
+        """One optimizer step of several micro-batches: the shared prefix runs once for all of them.
+
+        Its KV is computed with gradients on the first piece and handed to every piece as detached
+        leaves; each piece's backward accumulates into their .grad, and on leaving, one backward
+        through the prefix's own graph carries the summed gradient to the task parameters (and to
+        the backbone, when it trains). The same update as running the prefix per piece, minus
+        pieces - 1 prefix forwards and backwards. Pieces whose prefix differs (dropout, another
+        task) run it themselves. Not under DistributedDataParallel: the deferred backward would
+        land after the gradients were all-reduced."""
+        self._step = []
+        try:
+            yield
+            if self._step:
+                pairs = [(g, leaf.grad) for g, leaf in zip(self._step[1], self._step[2], strict=True)
+                         if leaf.grad is not None]
+                if pairs:
+                    torch.autograd.backward([g for g, _ in pairs], [d for _, d in pairs])
+        finally:
+            self._step = None
 
     @staticmethod
     def _limit(batch: Batch) -> int:
@@ -71,11 +97,32 @@ class SharedPrefixCache:
         n = 0 if self.key is None else len(self.key)
         return 0 < n <= limit and self.key.shape[1:] == key.shape[1:] and torch.equal(key[:n], self.key)
 
-    def split(self, backbone, batch: Batch, inputs: dict, fresh: bool = False) -> tuple[Batch, dict] | None:
+    def _step_kv(self, backbone, key: torch.Tensor, soft: bool, rerun) -> KV | None:
+        """Inside step(): the step's prefix KV as leaves if `key` is its prefix (the first piece
+        computes it), else None (the piece runs its own prefix)."""
+        if not self._step:
+            if soft and rerun is None:
+                return None
+            # the graph from the task parameters to the prefix must outlive this piece's backward,
+            # which frees the graph of the piece's own inputs: a soft prefix is rebuilt for it
+            source = rerun()["inputs_embeds"][0, : len(key)] if soft else key
+            graph = kv_of(backbone, embeds=source[None]) if soft else kv_of(backbone, source[None])
+            flat = [t for pair in graph for t in pair]
+            leaves = [t.detach().requires_grad_(t.requires_grad) for t in flat]
+            self._step[:] = [source.detach(), flat, leaves]
+        stored = self._step[0]
+        if stored.shape != key.shape or not torch.equal(stored, key.detach()):
+            return None
+        leaves = self._step[2]
+        return list(zip(leaves[0::2], leaves[1::2], strict=True))
+
+    def split(self, backbone, batch: Batch, inputs: dict, fresh: bool = False, rerun=None) -> tuple[Batch, dict] | None:
         """(batch and backbone inputs without the shared prefix, with its KV attached), or None.
 
         fresh: training. The prefix's KV is computed now from the first row, with gradients (they
-        flow back through the expansion over rows, summed), and nothing is kept."""
+        flow back through the expansion over rows, summed), and nothing is kept; inside step(),
+        once per optimizer step instead. rerun: the method's forward again (a fresh graph for the
+        step's soft prefix)."""
         embeds = inputs.get("inputs_embeds")
         if "past_key_values" in inputs:
             return None
@@ -94,12 +141,10 @@ class SharedPrefixCache:
             if len(batch) < 2 or limit < self.min_length:
                 return None
             key, kv = source[:limit].clone(), None
+        if fresh and self._step is not None:
+            kv = self._step_kv(backbone, key, embeds is not None, rerun)
         if kv is None:
-            if embeds is not None:
-                out = backbone.model(inputs_embeds=key[None], use_cache=True)
-                kv = [(k, v) for k, v, *_ in out.past_key_values]
-            else:
-                kv = kv_of(backbone, key[None])
+            kv = kv_of(backbone, embeds=key[None]) if embeds is not None else kv_of(backbone, key[None])
             if not fresh:
                 self.key, self.kv = key, kv
         p = len(key)

@@ -99,21 +99,22 @@ def train(task, train_set: list[Example], dev_set: list[Example], cfg: TrainConf
         while progress["step"] < cfg.max_steps:
             t0 = time.perf_counter()
             step_loss, step_tokens = 0.0, 0
-            for micro in range(cfg.grad_accum):
-                _, idx = next(stream)
-                pieces = micro_batches(idx, lengths, budget)
-                for k, piece in enumerate(pieces):
-                    batch, labels = objective.collate([encoded[i] for i in piece], task.pad_id)
-                    batch = batch.to(acc.device)
-                    step_tokens += batch.real_tokens
-                    sync = micro == cfg.grad_accum - 1 and k == len(pieces) - 1
-                    ctx = acc.no_sync(wrapped) if not sync and acc.num_processes > 1 else nullcontext()
-                    with ctx:
-                        loss = reg.loss(task, batch, labels, wrapped) if reg else \
-                            objective.loss(task.scores(batch, wrapped), labels)
-                        loss = loss * len(piece) / len(idx) / cfg.grad_accum  # a piece's share of the batch mean
-                        acc.backward(loss)
-                    step_loss += loss.item()
+            with task.optimizer_step(distributed=acc.num_processes > 1):
+                for micro in range(cfg.grad_accum):
+                    _, idx = next(stream)
+                    pieces = micro_batches(idx, lengths, budget)
+                    for k, piece in enumerate(pieces):
+                        batch, labels = objective.collate([encoded[i] for i in piece], task.pad_id)
+                        batch = batch.to(acc.device)
+                        step_tokens += batch.real_tokens
+                        sync = micro == cfg.grad_accum - 1 and k == len(pieces) - 1
+                        ctx = acc.no_sync(wrapped) if not sync and acc.num_processes > 1 else nullcontext()
+                        with ctx:
+                            loss = reg.loss(task, batch, labels, wrapped) if reg else \
+                                objective.loss(task.scores(batch, wrapped), labels)
+                            loss = loss * len(piece) / len(idx) / cfg.grad_accum  # a piece's share of the batch mean
+                            acc.backward(loss)
+                        step_loss += loss.item()
             if cfg.max_grad_norm:
                 acc.clip_grad_norm_(params, cfg.max_grad_norm)
             optimizer.step()
