@@ -43,8 +43,8 @@ class SharedPrefixCache:
     """Run the prefix shared by all rows once (causal LMs): demonstrations, an instruction, and a
     soft prompt, whose vectors are the same in every row. At inference its KV is kept and reused
     across batches, keyed by the prefix's ids or input embeddings, so new task parameters
-    (evaluation during training) never hit a stale entry; in training it is recomputed per
-    forward, with gradients, once instead of once per row."""
+    (evaluation during training) never hit a stale entry; in training it is recomputed with
+    gradients once per forward instead of once per row, or, inside step(), once per optimizer step."""
 
     def __init__(self, min_length: int = 8):
         self.min_length = min_length
