@@ -17,11 +17,9 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from speed_vs_peft import INIT_TEXT, TEMPLATE, batches, train_steps  # noqa: E402
+from speed_vs_peft import LR, batches, harness_task, train_steps  # noqa: E402
 
 from tasktune.backbone import load_backbone  # noqa: E402
-from tasktune.methods import PrefixTuningConfig, PromptTuningConfig  # noqa: E402
-from tasktune.task import build_task  # noqa: E402
 
 
 def main() -> None:
@@ -35,13 +33,7 @@ def main() -> None:
         inner = bb.model.model
         inner.forward = torch.compile(inner.forward, dynamic=True, mode=None if args.mode == "default" else args.mode)
     data, steps = batches(args.steps)
-    if args.method == "prompt":
-        cfg, lr = PromptTuningConfig(prompt_length=20, init="text", init_text=INIT_TEXT), 3e-2
-        task = build_task(bb, "prompt-tuning", cfg, TEMPLATE, data.labels, max_length=96)
-    else:
-        cfg, lr = PrefixTuningConfig(prefix_length=20, reparam=False), 1e-2
-        task = build_task(bb, "prefix-tuning", cfg, TEMPLATE, data.labels, max_length=96)
-    runs = train_steps(task, steps, lr)
+    runs = train_steps(harness_task(bb, args.method, data.labels), steps, LR[args.method])
     for i, (seconds, pieces, loss) in enumerate(runs):
         print(i, [tuple(b.ids.shape) for b in pieces], f"{seconds:.2f} s, loss {loss:.3f}", flush=True)
     times = [t for t, _, _ in runs]

@@ -52,17 +52,13 @@ def layer_rate(m: int, dtype: torch.dtype, reps: int = 20, trials: int = 3) -> f
 
 def in_training(steps: int = 4) -> dict:
     """Matmul share of a bf16 prompt-tuning step and the matmuls' own rate, from a profile."""
-    from speed_vs_peft import INIT_TEXT, TEMPLATE, batches, train_steps
+    from speed_vs_peft import batches, harness_task, train_steps
     from torch.profiler import profile
 
     from tasktune.backbone import load_backbone
-    from tasktune.methods import PromptTuningConfig
-    from tasktune.task import build_task
 
-    bb = load_backbone("smollm2-135m", "bfloat16")
     data, chunks = batches(steps + 2)
-    task = build_task(bb, "prompt-tuning", PromptTuningConfig(prompt_length=20, init="text", init_text=INIT_TEXT),
-                      TEMPLATE, data.labels, max_length=96)
+    task = harness_task(load_backbone("smollm2-135m", "bfloat16"), "prompt", data.labels)
     train_steps(task, chunks[:2], 3e-2)  # warm-up
     with profile(with_flops=True) as counted:  # FLOPs from the shapes (recording them is slow)
         train_steps(task, chunks[2:], 3e-2)

@@ -46,23 +46,38 @@ def prompt_text(ex) -> str:
     return f"Review: {ex.fields['text']}\nSentiment:"
 
 
+def protocol(steps: int, **overrides) -> TrainConfig:
+    """PROTOCOLS' SST-2 prompt-tuning settings for `steps` steps, no evaluation or checkpoint on the way."""
+    return TrainConfig(max_steps=steps, batch_size=16, max_length=96, lr=3e-2, eval_every=0, save_every=10**9,
+                       **overrides)
+
+
+def prompt_task(bb, labels: list[str]):
+    """20 text-initialised prompt tokens, seed 0."""
+    return build_task(bb, "prompt-tuning", PromptTuningConfig(prompt_length=20, init="text", init_text=INIT_TEXT),
+                      TEMPLATE, labels, max_length=96, seed=0)
+
+
+def trained_accuracy(task, data, cfg: TrainConfig) -> float:
+    """Train with tasktune's trainer (final weights kept), then SST-2 dev accuracy."""
+    with tempfile.TemporaryDirectory() as out:
+        train(task, data.train, [], cfg, out, quiet=True)
+    return task.evaluate(data.dev)["accuracy"]
+
+
 def training_parity(data, steps: int) -> tuple[list[dict], str]:
     """Prompt tuning, PROTOCOLS settings but `steps` steps: fast (fp32, bf16) vs reference (fp32)."""
-    cfg = TrainConfig(max_steps=steps, batch_size=16, max_length=96, lr=3e-2, eval_every=0, save_every=10**9)
+    cfg = protocol(steps)
     rows, init = [], None
     for dtype in ("float32", "bfloat16"):
         bb = load_backbone("smollm2-135m", dtype)
-        task = build_task(bb, "prompt-tuning", PromptTuningConfig(prompt_length=20, init="text", init_text=INIT_TEXT),
-                          TEMPLATE, data.labels, max_length=96, seed=0)
+        task = prompt_task(bb, data.labels)
         if init is None:
             init = task.module.prompt.detach().clone()  # the fp32 text init, used by every path
             fp32_backbone, fp32_task = bb, task
         with torch.no_grad():
             task.module.prompt.copy_(init)
-        with tempfile.TemporaryDirectory() as out:
-            train(task, data.train, [], cfg, out, quiet=True)
-        acc = task.evaluate(data.dev)["accuracy"]
-        rows.append({"path": f"tasktune trainer ({dtype} backbone)", "dev accuracy": acc})
+        rows.append({"path": f"tasktune trainer ({dtype} backbone)", "dev accuracy": trained_accuracy(task, data, cfg)})
         print(rows[-1], flush=True)
     batches = trainer_batches(fp32_task, data.train, cfg.batch_size, cfg.seed, steps)
     ref = ReferencePromptTuning(fp32_backbone.model, fp32_backbone.tokenizer, init, [" " + w for w in data.labels])
@@ -84,14 +99,9 @@ def noise_floor(data, steps: int) -> None:
     rows = []
     for budget, what in ((768, "micro-batches of at most 768 tokens (the CPU default)"), (0, "whole batches of 16"),
                          (256, "micro-batches of at most 256 tokens")):
-        cfg = TrainConfig(max_steps=steps, batch_size=16, max_length=96, lr=3e-2, eval_every=0, save_every=10**9,
-                          micro_batch_tokens=budget)
-        task = build_task(load_backbone("smollm2-135m", "float32"), "prompt-tuning",
-                          PromptTuningConfig(prompt_length=20, init="text", init_text=INIT_TEXT), TEMPLATE,
-                          data.labels, max_length=96, seed=0)
-        with tempfile.TemporaryDirectory() as out:
-            train(task, data.train, [], cfg, out, quiet=True)
-        rows.append({"fp32 fast path": what, "dev accuracy": task.evaluate(data.dev)["accuracy"]})
+        task = prompt_task(load_backbone("smollm2-135m", "float32"), data.labels)
+        acc = trained_accuracy(task, data, protocol(steps, micro_batch_tokens=budget))
+        rows.append({"fp32 fast path": what, "dev accuracy": acc})
         print(rows[-1], flush=True)
     accs = [r["dev accuracy"] for r in rows]
     gap = (max(accs) - min(accs)) * 100

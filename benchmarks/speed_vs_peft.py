@@ -95,22 +95,27 @@ def nonembedding_params(model) -> int:
     return sum(p.numel() for p in model.parameters()) - emb
 
 
-def run_tasktune(args) -> dict:
-    from tasktune.backbone import load_backbone
+def harness_task(bb, method: str, labels: list[str]):
+    """The harness's tasktune task for `method` (prompt | ptuning | prefix): 20 virtual tokens each."""
     from tasktune.methods import PrefixTuningConfig, PromptTuningConfig, PTuningConfig
     from tasktune.task import build_task
 
+    if method == "prompt":
+        name, mcfg = "prompt-tuning", PromptTuningConfig(prompt_length=20, init="text", init_text=INIT_TEXT)
+    elif method == "ptuning":
+        name, mcfg = "p-tuning", PTuningConfig(prompt_length=20, encoder="mlp")
+    else:
+        name, mcfg = "prefix-tuning", PrefixTuningConfig(prefix_length=20, reparam=False)
+    return build_task(bb, name, mcfg, TEMPLATE, labels, max_length=96)
+
+
+def run_tasktune(args) -> dict:
+    from tasktune.backbone import load_backbone
+
     bb = load_backbone("smollm2-135m", args.dtype)
     data, steps = batches(args.steps)
-    if args.method == "prompt":
-        method, mcfg = "prompt-tuning", PromptTuningConfig(prompt_length=20, init="text", init_text=INIT_TEXT)
-    elif args.method == "ptuning":
-        method, mcfg = "p-tuning", PTuningConfig(prompt_length=20, encoder="mlp")
-    else:
-        method, mcfg = "prefix-tuning", PrefixTuningConfig(prefix_length=20, reparam=False)
-    lr = LR[args.method]
-    task = build_task(bb, method, mcfg, TEMPLATE, data.labels, max_length=96)
-    timed = train_steps(task, steps, lr)[1:]  # step 1 is warm-up
+    task = harness_task(bb, args.method, data.labels)
+    timed = train_steps(task, steps, LR[args.method])[1:]  # step 1 is warm-up
     times = [t for t, _, _ in timed]
     real = sum(b.real_tokens for _, bs, _ in timed for b in bs)
     # tokens run through the layers: padding included; a prefix shared by all rows (the soft prompt)

@@ -125,4 +125,4 @@ def test_one_optimizer_step_runs_the_shared_prompt_once_for_all_pieces(method, m
     for a, b in zip(once, per_piece, strict=True):
         assert b.abs().sum() > 0
         torch.testing.assert_close(a, b, atol=1e-6, rtol=1e-5)
-    assert task.prefix_cache._step is None  # left clean
+    assert task.prefix_cache._step is None and not task.prefix_cache._in_step  # left clean

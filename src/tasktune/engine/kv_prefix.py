@@ -8,6 +8,7 @@ over the batch; (2) methods whose task parameters are themselves a KV prefix.
 from __future__ import annotations
 
 from contextlib import contextmanager
+from typing import NamedTuple
 
 import torch
 from transformers import DynamicCache
@@ -17,10 +18,11 @@ from tasktune.engine.batch import Batch
 KV = list[tuple[torch.Tensor, torch.Tensor]]
 
 
-def kv_of(backbone, ids: torch.Tensor | None = None, embeds: torch.Tensor | None = None) -> KV:
-    """KV cache of the token ids [1, P] or input embeddings [1, P, H] (causal LMs). Runs the base
-    model only: a prefix's logits are never read, so the LM head (vocabulary-wide) is skipped."""
-    out = backbone.model.base_model(input_ids=ids, inputs_embeds=embeds, use_cache=True)
+def kv_of(backbone, prefix: torch.Tensor) -> KV:
+    """KV cache of a prefix (causal LMs): token ids [1, P] or input embeddings [1, P, H]. Runs the
+    base model only: a prefix's logits are never read, so the LM head (vocabulary-wide) is skipped."""
+    key = "inputs_embeds" if prefix.is_floating_point() else "input_ids"
+    out = backbone.model.base_model(**{key: prefix}, use_cache=True)
     return [(k, v) for k, v, *_ in out.past_key_values]
 
 
@@ -39,6 +41,14 @@ def drop_prefix(batch: Batch, p: int) -> Batch:
     return Batch(**fields)
 
 
+class _StepPrefix(NamedTuple):
+    """The prefix of one optimizer step: its key, its KV with the graph, and the KV as leaves."""
+
+    key: torch.Tensor
+    graph: list[torch.Tensor]
+    leaves: list[torch.Tensor]
+
+
 class SharedPrefixCache:
     """Run the prefix shared by all rows once (causal LMs): demonstrations, an instruction, and a
     soft prompt, whose vectors are the same in every row. At inference its KV is kept and reused
@@ -50,7 +60,8 @@ class SharedPrefixCache:
         self.min_length = min_length
         self.key: torch.Tensor | None = None  # ids [P] or input embeddings [P, H] of the stored prefix
         self.kv: KV | None = None
-        self._step: list | None = None  # inside step(): [] or [key, KV with graph, KV leaves]
+        self._in_step = False
+        self._step: _StepPrefix | None = None
 
     @contextmanager
     def step(self):
@@ -63,16 +74,16 @@ class SharedPrefixCache:
         pieces - 1 prefix forwards and backwards. Pieces whose prefix differs (dropout, another
         task) run it themselves. Not under DistributedDataParallel: the deferred backward would
         land after the gradients were all-reduced."""
-        self._step = []
+        self._in_step, self._step = True, None
         try:
             yield
-            if self._step:
-                pairs = [(g, leaf.grad) for g, leaf in zip(self._step[1], self._step[2], strict=True)
+            if self._step is not None:
+                pairs = [(g, leaf.grad) for g, leaf in zip(self._step.graph, self._step.leaves, strict=True)
                          if leaf.grad is not None]
                 if pairs:
                     torch.autograd.backward([g for g, _ in pairs], [d for _, d in pairs])
         finally:
-            self._step = None
+            self._in_step, self._step = False, None
 
     @staticmethod
     def _limit(batch: Batch) -> int:
@@ -100,20 +111,19 @@ class SharedPrefixCache:
     def _step_kv(self, backbone, key: torch.Tensor, soft: bool, rerun) -> KV | None:
         """Inside step(): the step's prefix KV as leaves if `key` is its prefix (the first piece
         computes it), else None (the piece runs its own prefix)."""
-        if not self._step:
+        if self._step is None:
             if soft and rerun is None:
                 return None
             # the graph from the task parameters to the prefix must outlive this piece's backward,
             # which frees the graph of the piece's own inputs: a soft prefix is rebuilt for it
             source = rerun()["inputs_embeds"][0, : len(key)] if soft else key
-            graph = kv_of(backbone, embeds=source[None]) if soft else kv_of(backbone, source[None])
-            flat = [t for pair in graph for t in pair]
-            leaves = [t.detach().requires_grad_(t.requires_grad) for t in flat]
-            self._step[:] = [source.detach(), flat, leaves]
-        stored = self._step[0]
+            graph = [t for pair in kv_of(backbone, source[None]) for t in pair]
+            leaves = [t.detach().requires_grad_(t.requires_grad) for t in graph]
+            self._step = _StepPrefix(source.detach(), graph, leaves)
+        stored = self._step.key
         if stored.shape != key.shape or not torch.equal(stored, key.detach()):
             return None
-        leaves = self._step[2]
+        leaves = self._step.leaves
         return list(zip(leaves[0::2], leaves[1::2], strict=True))
 
     def split(self, backbone, batch: Batch, inputs: dict, fresh: bool = False, rerun=None) -> tuple[Batch, dict] | None:
@@ -141,10 +151,10 @@ class SharedPrefixCache:
             if len(batch) < 2 or limit < self.min_length:
                 return None
             key, kv = source[:limit].clone(), None
-        if fresh and self._step is not None:
+        if fresh and self._in_step:
             kv = self._step_kv(backbone, key, embeds is not None, rerun)
         if kv is None:
-            kv = kv_of(backbone, embeds=key[None]) if embeds is not None else kv_of(backbone, key[None])
+            kv = kv_of(backbone, key[None])
             if not fresh:
                 self.key, self.kv = key, kv
         p = len(key)
