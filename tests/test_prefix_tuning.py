@@ -4,6 +4,7 @@ import torch
 from tasktune import TasktuneError
 from tasktune.artifact import load_task, save_task
 from tasktune.data.readers import Example
+from tasktune.engine.cache_keyword import cache_of
 from tasktune.methods import PrefixTuningConfig
 from tasktune.task import build_task
 from tasktune.train import TrainConfig, train
@@ -76,7 +77,7 @@ def test_text_init_uses_real_activations():
     task = build_task(bb, "prefix-tuning", cfg, TEMPLATE, ["positive", "negative"])
     ids = bb.tokenizer("table : name", add_special_tokens=False).input_ids
     out = bb.model(torch.tensor([ids]), use_cache=True)
-    k_last = list(out.past_key_values)[0][0][0, :, -2:]  # layer 0 keys of the last two words, in context
+    k_last = list(cache_of(out))[0][0][0, :, -2:]  # layer 0 keys of the last two words, in context
     torch.testing.assert_close(task.module.prefix[0, 0], k_last.float())
 
 

@@ -19,6 +19,7 @@ from tasktune import TasktuneError
 from tasktune.data.readers import Example
 from tasktune.engine import attention_prefix
 from tasktune.engine.batch import Batch, collate
+from tasktune.engine.cache_keyword import CACHE, cache_of
 
 
 @torch.inference_mode()
@@ -86,7 +87,7 @@ def _generate_causal(task, examples: list[Example], k: int, max_new_tokens: int,
     offset = inputs["attention_mask"].shape[1] - real_mask.shape[1]  # KV-prefix length (0 without one)
     pos = (real_mask.cumsum(-1) - 1).clamp(min=0) + offset
     out = model(**inputs, position_ids=pos, use_cache=True, logits_to_keep=1)
-    cache, mask = out.past_key_values, inputs["attention_mask"]
+    cache, mask = cache_of(out), inputs["attention_mask"]
     logp = torch.log_softmax(out.logits[:, -1].float(), -1)  # [N, V]
 
     n = len(examples)
@@ -115,7 +116,7 @@ def _generate_causal(task, examples: list[Example], k: int, max_new_tokens: int,
         scores = [scores[i] for i in alive]
         seqs = [seqs[i] for i in alive]
         ids = torch.tensor([[s[-1]] for s in seqs], device=mask.device)
-        out = model(input_ids=ids, attention_mask=mask, position_ids=last_pos[:, None], past_key_values=cache,
+        out = model(input_ids=ids, attention_mask=mask, position_ids=last_pos[:, None], **{CACHE: cache},
                     use_cache=True)
         cand = torch.tensor(scores, device=mask.device)[:, None] + torch.log_softmax(out.logits[:, -1].float(), -1)
         new_owner, new_scores, new_seqs, keep = [], [], [], []

@@ -14,6 +14,7 @@ import torch
 from transformers import DynamicCache
 
 from tasktune.engine.batch import Batch
+from tasktune.engine.cache_keyword import CACHE, cache_of
 
 KV = list[tuple[torch.Tensor, torch.Tensor]]
 
@@ -23,7 +24,7 @@ def kv_of(backbone, prefix: torch.Tensor) -> KV:
     base model only: a prefix's logits are never read, so the LM head (vocabulary-wide) is skipped."""
     key = "inputs_embeds" if prefix.is_floating_point() else "input_ids"
     out = backbone.model.base_model(**{key: prefix}, use_cache=True)
-    return [(k, v) for k, v, *_ in out.past_key_values]
+    return [(k, v) for k, v, *_ in cache_of(out)]
 
 
 def with_kv(inputs: dict, kv: KV) -> dict:
@@ -32,7 +33,7 @@ def with_kv(inputs: dict, kv: KV) -> dict:
     plen = kv[0][0].shape[-2]
     cache = DynamicCache(ddp_cache_data=[(k.expand(b, -1, -1, -1), v.expand(b, -1, -1, -1)) for k, v in kv])
     mask = torch.cat([inputs["attention_mask"].new_ones(b, plen), inputs["attention_mask"]], dim=1)
-    return {**inputs, "past_key_values": cache, "attention_mask": mask}
+    return {**inputs, CACHE: cache, "attention_mask": mask}
 
 
 def drop_prefix(batch: Batch, p: int) -> Batch:
@@ -134,7 +135,7 @@ class SharedPrefixCache:
         once per optimizer step instead. rerun: the method's forward again (a fresh graph for the
         step's soft prefix)."""
         embeds = inputs.get("inputs_embeds")
-        if "past_key_values" in inputs:
+        if CACHE in inputs:
             return None
         if len(batch) >= 2:
             limit = self._shared_length(batch)
