@@ -19,9 +19,9 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from tasktune.backbone import load_backbone  # noqa: E402
-from tasktune.data import load_task_data  # noqa: E402
+from tasktune.build import build_task  # noqa: E402
+from tasktune.data import load_splits  # noqa: E402
 from tasktune.methods import FineTuningConfig, PrefixTuningConfig, PromptTuningConfig, ZeroShotConfig  # noqa: E402
-from tasktune.task import build_task  # noqa: E402
 from tasktune.train import TrainConfig, train  # noqa: E402
 
 from report import table, write_section  # noqa: E402
@@ -41,7 +41,7 @@ def main() -> None:
     ap.add_argument("--dataset", default="e2e", choices=list(DATASETS))
     args = ap.parse_args()
     source, target, template, prefix_words, prompt_text = DATASETS[args.dataset]
-    data = load_task_data(str(DATA / args.dataset), explode=target if args.dataset == "webnlg" else None)
+    data = load_splits(str(DATA / args.dataset), explode=target if args.dataset == "webnlg" else None)
     valid_tables = list(dict.fromkeys(ex.fields[source] for ex in data.dev))[: args.tables]
     valid = [ex for ex in data.dev if ex.fields[source] in set(valid_tables)]
     runs = [("zero-shot", ZeroShotConfig(), 0.0, "auto"),

@@ -15,9 +15,9 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from tasktune.backbone import load_backbone  # noqa: E402
+from tasktune.build import build_task  # noqa: E402
 from tasktune.data.facts import load_facts, manual_template, p_tuning_template  # noqa: E402
 from tasktune.methods import PromptTuningConfig, PTuningConfig, ZeroShotConfig  # noqa: E402
-from tasktune.task import build_task  # noqa: E402
 from tasktune.train import TrainConfig, train  # noqa: E402
 
 from report import table, write_section  # noqa: E402

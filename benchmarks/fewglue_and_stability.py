@@ -23,10 +23,10 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from tasktune.backbone import load_backbone  # noqa: E402
-from tasktune.data import load_task_data  # noqa: E402
+from tasktune.build import build_task  # noqa: E402
+from tasktune.data import load_splits  # noqa: E402
 from tasktune.methods import FineTuningConfig, PTuningConfig, ZeroShotConfig  # noqa: E402
-from tasktune.task import build_task  # noqa: E402
-from tasktune.templates.tasks import PRESETS  # noqa: E402
+from tasktune.templates.fewglue import FEWGLUE_PRESETS  # noqa: E402
 from tasktune.train import TrainConfig, train  # noqa: E402
 
 from report import table, write_section  # noqa: E402
@@ -53,7 +53,7 @@ def main() -> None:
     bb = load_backbone("smollm2-135m")
     rows = []
     for name in args.tasks.split(","):
-        preset, data = PRESETS[name], load_task_data(str(DATA / "fewglue" / name))
+        preset, data = FEWGLUE_PRESETS[name], load_splits(str(DATA / "fewglue" / name))
         labels = list(preset.verbalizer)
         t0 = time.perf_counter()
         row = {"task": name}
@@ -73,7 +73,7 @@ def main() -> None:
         rows.append(row)
         print(row, flush=True)
 
-    sst = load_task_data(str(DATA / "sst2"))
+    sst = load_splits(str(DATA / "sst2"))
     dev, train_rows = sst.dev[:300], sst.train[:1000]
     stab = []
     for tmpl in SST_TEMPLATES:

@@ -18,13 +18,14 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from tasktune.backbone import load_backbone  # noqa: E402
-from tasktune.data import load_task_data  # noqa: E402
+from tasktune.build import build_task
+from tasktune.data import load_splits  # noqa: E402
 from tasktune.data.readers import read_examples  # noqa: E402
 from tasktune.icl.features import make_feature  # noqa: E402
 from tasktune.icl.probe import INTERVENTIONS, ProbeConfig, plot, run_probe  # noqa: E402
 from tasktune.icl.probe_set import build_from_examples, load_released  # noqa: E402
 from tasktune.methods import InContext, InContextConfig  # noqa: E402
-from tasktune.task import Task, build_task  # noqa: E402
+from tasktune.task import Task  # noqa: E402
 
 from report import table, write_section  # noqa: E402
 
@@ -34,10 +35,10 @@ TEMPLATE = "Review: {text}\nSentiment:{answer}"
 
 
 def speed(bb) -> tuple[list[dict], str]:
-    data = load_task_data(str(DATA / "sst2"))
+    data = load_splits(str(DATA / "sst2"))
     cfg = InContext.fit_config(InContextConfig(shots=16), data.train, data.labels, seed=0)
     task = build_task(bb, "in-context", cfg, TEMPLATE, data.labels, max_length=2048)
-    plain = Task(bb, task.module, task.template, task.verbalizer, 2048, reuse_prefix=False)
+    plain = Task(bb, task.module, task.template, task.verbalizer, task.objective, 2048, reuse_prefix=False)
     dev = data.dev[:64]
     rows = []
     for name, t in (("re-encode demonstrations", plain), ("KV cache of demonstrations", task)):

@@ -41,15 +41,15 @@ def main() -> None:
     import transformers  # noqa: F401
 
     from tasktune.backbone import load_backbone
-    from tasktune.data import load_task_data
+    from tasktune.build import build_task
+    from tasktune.data import load_splits
     from tasktune.methods import PromptTuningConfig
-    from tasktune.task import build_task
 
     snap("transformers + tasktune imported", rows)
     bb = load_backbone("smollm2-135m", args.dtype)
     weights = sum(p.numel() * p.element_size() for p in bb.model.parameters()) / 1e9
     snap(f"backbone loaded ({weights:.3f} GB of weights)", rows)
-    data = load_task_data(str(DATA))
+    data = load_splits(str(DATA))
     task = build_task(bb, "prompt-tuning", PromptTuningConfig(prompt_length=20), "Review: {text}\nSentiment:{answer}",
                       data.labels, max_length=96)
     snap("data read, task built", rows)

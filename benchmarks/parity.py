@@ -29,10 +29,10 @@ import torch
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from tasktune.backbone import load_backbone  # noqa: E402
-from tasktune.data import load_task_data  # noqa: E402
+from tasktune.build import build_task  # noqa: E402
+from tasktune.data import load_splits  # noqa: E402
 from tasktune.methods import PromptTuningConfig, ZeroShotConfig  # noqa: E402
 from tasktune.reference import ReferencePromptTuning, trainer_batches  # noqa: E402
-from tasktune.task import build_task  # noqa: E402
 from tasktune.train import TrainConfig, train  # noqa: E402
 
 from report import table, write_section  # noqa: E402
@@ -120,7 +120,7 @@ def main() -> None:
     ap.add_argument("--noise-floor", type=int, default=0, metavar="STEPS",
                     help="only train the fp32 fast path three times (whole batches, two micro-batch sizes)")
     args = ap.parse_args()
-    data = load_task_data(str(DATA))
+    data = load_splits(str(DATA))
     if args.noise_floor:
         noise_floor(data, args.noise_floor)
         return

@@ -18,11 +18,11 @@ import torch
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from tasktune.backbone import load_backbone  # noqa: E402
-from tasktune.data import load_task_data  # noqa: E402
+from tasktune.build import build_task  # noqa: E402
+from tasktune.data import load_splits  # noqa: E402
 from tasktune.methods import PromptTuningConfig, ZeroShotConfig  # noqa: E402
 from tasktune.ppt.corpus import read_corpus  # noqa: E402
-from tasktune.ppt.tasks import build  # noqa: E402
-from tasktune.task import build_task  # noqa: E402
+from tasktune.ppt.self_supervised import build  # noqa: E402
 from tasktune.train import TrainConfig, train  # noqa: E402
 
 from report import table, write_section  # noqa: E402
@@ -56,7 +56,7 @@ def run(args: argparse.Namespace, work: Path) -> None:
     pre_s = time.perf_counter() - t0
     print("pretrained", pre, flush=True)
 
-    sst = load_task_data(str(DATA / "sst2"))
+    sst = load_splits(str(DATA / "sst2"))
     results: dict[str, list[float]] = {"zero-shot": [], "PT sampled-vocab init": [], "PT PPT init": []}
     for seed in range(1, 6):
         tr, dev32 = sample(sst.train, 32, seed), sample(sst.dev, 32, seed)

@@ -14,10 +14,10 @@ import torch
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from tasktune.backbone import load_backbone  # noqa: E402
-from tasktune.data import load_task_data  # noqa: E402
+from tasktune.build import build_task  # noqa: E402
+from tasktune.data import load_splits  # noqa: E402
 from tasktune.methods import FineTuningConfig  # noqa: E402
 from tasktune.regularizers.smart import Smart, SmartConfig  # noqa: E402
-from tasktune.task import build_task  # noqa: E402
 
 from report import table, write_section  # noqa: E402
 
@@ -27,7 +27,7 @@ TEMPLATE = "Review: {text}\nSentiment:{answer}"
 
 def main() -> None:
     bb = load_backbone("smollm2-135m", dtype="float32")
-    data = load_task_data(str(DATA))
+    data = load_splits(str(DATA))
     rows = []
     for precision in ("fp32", "bf16-mixed"):
         task = build_task(bb, "fine-tuning", FineTuningConfig(precision=precision), TEMPLATE, data.labels,
@@ -35,13 +35,14 @@ def main() -> None:
         batch, labels = task.batch(data.train[:16])
         for eps in (1e-5, 1e-3, 1e-1):
             torch.manual_seed(0)
-            reg = Smart(SmartConfig(smart=True, smart_eps=eps, smart_mu=0.0), task.module)
+            reg = Smart(SmartConfig(smart=True, smart_eps=eps, smart_mu=0.0), task.module.trainable())
+            score = lambda inp, batch=batch, task=task: task.scores_from_inputs(inp, batch)  # noqa: E731
             with torch.no_grad():
-                inputs = reg._embeds(task, task.module(bb, batch))
-                clean = task.scores_from_inputs(inputs, batch)
+                inputs = reg._embeds(task.module(bb, batch), bb.embed)
+                clean = score(inputs)
                 ce = task.objective.loss(clean, labels).item()
             with torch.enable_grad():
-                rs = reg.adversarial(task, inputs, batch, clean).item()
+                rs = reg.adversarial(score, inputs, clean).item()
             rows.append({"precision": precision, "radius eps": eps, "R_s": rs, "task loss": ce,
                          "R_s / loss": rs / ce})
             print(rows[-1], flush=True)

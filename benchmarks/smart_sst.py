@@ -26,10 +26,10 @@ import torch
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from tasktune.backbone import load_backbone  # noqa: E402
-from tasktune.data import load_task_data  # noqa: E402
+from tasktune.build import build_task  # noqa: E402
+from tasktune.data import load_splits  # noqa: E402
 from tasktune.methods import FineTuningConfig, PromptTuningConfig, ZeroShotConfig  # noqa: E402
 from tasktune.regularizers.smart import SmartConfig  # noqa: E402
-from tasktune.task import build_task  # noqa: E402
 from tasktune.train import TrainConfig, train  # noqa: E402
 
 from report import RESULTS, table, write_section  # noqa: E402
@@ -57,7 +57,7 @@ def radius_variants(eps: float) -> dict:
 
 
 def run_dataset(name: str, args, ft_bb, pt_bb, work: Path, log: dict) -> list[dict]:
-    data = load_task_data(str(DATA / name))
+    data = load_splits(str(DATA / name))
     train_set, dev = sample(data.train, args.n_train, 0), data.dev
     verb = VERBALIZERS[name]
     majority = Counter(ex.label for ex in dev).most_common(1)[0][1] / len(dev)
@@ -116,7 +116,7 @@ def main() -> None:
     for name in args.datasets.split(","):
         with tempfile.TemporaryDirectory() as work:  # a fine-tuned checkpoint is ~0.5 GB per run
             rows = run_dataset(name, args, ft_bb, pt_bb, Path(work), log)
-        n_dev = len(load_task_data(str(DATA / name)).dev)
+        n_dev = len(load_splits(str(DATA / name)).dev)
         body += (f"### {name.upper()} ({args.n_train} training examples sampled with seed 0; dev {n_dev})\n\n"
                  + table(rows, ["method", "dev acc mean", "std", "per seed", "trainable", "s/step", "x plain FT"])
                  + "\n\n")

@@ -58,9 +58,9 @@ def gemm_peak(dtype: torch.dtype, n: int = 2048, reps: int = 4, trials: int = 5)
 
 
 def batches(steps: int, size: int = 16):
-    from tasktune.data import load_task_data
+    from tasktune.data import load_splits
 
-    data = load_task_data(str(DATA))
+    data = load_splits(str(DATA))
     gen = torch.Generator().manual_seed(0)
     perm = torch.randperm(len(data.train), generator=gen).tolist()
     return data, [[data.train[i] for i in perm[k * size:(k + 1) * size]] for k in range(steps)]
@@ -97,8 +97,8 @@ def nonembedding_params(model) -> int:
 
 def harness_task(bb, method: str, labels: list[str]):
     """The harness's tasktune task for `method` (prompt | ptuning | prefix): 20 virtual tokens each."""
+    from tasktune.build import build_task
     from tasktune.methods import PrefixTuningConfig, PromptTuningConfig, PTuningConfig
-    from tasktune.task import build_task
 
     if method == "prompt":
         name, mcfg = "prompt-tuning", PromptTuningConfig(prompt_length=20, init="text", init_text=INIT_TEXT)

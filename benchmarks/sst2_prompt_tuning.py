@@ -13,9 +13,9 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from tasktune.backbone import load_backbone  # noqa: E402
-from tasktune.data import load_task_data  # noqa: E402
+from tasktune.build import build_task  # noqa: E402
+from tasktune.data import load_splits  # noqa: E402
 from tasktune.methods import PromptTuningConfig, ZeroShotConfig  # noqa: E402
-from tasktune.task import build_task  # noqa: E402
 from tasktune.train import TrainConfig, train  # noqa: E402
 
 from report import table, write_section  # noqa: E402
@@ -31,7 +31,7 @@ def main() -> None:
     ap.add_argument("--prompt-length", type=int, default=20)
     ap.add_argument("--dtype", default="auto")
     args = ap.parse_args()
-    data = load_task_data(str(DATA))
+    data = load_splits(str(DATA))
     bb = load_backbone("smollm2-135m", args.dtype)
     dtype = str(bb.dtype).split(".")[-1]
     rows = []

@@ -3,10 +3,10 @@
 import pytest
 import torch
 
+from tasktune.build import build_task
 from tasktune.data.readers import Example
 from tasktune.engine import attention_kernel
 from tasktune.methods import PrefixTuningConfig, PromptTuningConfig
-from tasktune.task import build_task
 
 from conftest import FAMILY_KINDS, tiny_backbone
 

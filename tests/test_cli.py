@@ -120,17 +120,17 @@ def test_errors_are_one_line_with_nonzero_exit(tmp_path):
 
 
 def test_fewglue_presets_render_every_pattern():
+    from tasktune.build import build_task
     from tasktune.data.readers import Example
     from tasktune.methods import ZeroShotConfig
-    from tasktune.task import build_task
-    from tasktune.templates.tasks import PRESETS
+    from tasktune.templates.fewglue import FEWGLUE_PRESETS
 
     from conftest import tiny_backbone
 
     bb = tiny_backbone("gpt2")
     fields = {"passage": "the film", "question": "is it good", "premise": "a film", "hypothesis": "it is good",
               "sentence1": "a film", "sentence2": "the film", "word": "film", "choice1": "a", "choice2": "b"}
-    for preset in PRESETS.values():
+    for preset in FEWGLUE_PRESETS.values():
         for pattern in preset.patterns:
             task = build_task(bb, "zero-shot", ZeroShotConfig(), pattern, list(preset.verbalizer), preset.verbalizer)
             batch, _ = task.batch([Example(fields, list(preset.verbalizer)[0], "x:1")])
@@ -150,15 +150,15 @@ def test_preset_option_sets_template_and_verbalizer(tiny_dir, tmp_path):
 def test_copa_scores_each_choice_as_the_answer():
     import torch
 
+    from tasktune.build import build_task
     from tasktune.data.readers import Example
     from tasktune.methods import ZeroShotConfig
-    from tasktune.task import build_task
-    from tasktune.templates.tasks import PRESETS
+    from tasktune.templates.fewglue import FEWGLUE_PRESETS
 
     from conftest import tiny_backbone
 
     bb = tiny_backbone("llama")
-    preset = PRESETS["copa"]
+    preset = FEWGLUE_PRESETS["copa"]
     task = build_task(bb, "zero-shot", ZeroShotConfig(), preset.patterns[0], ["0", "1"], preset.verbalizer)
     ex = Example({"premise": "the film was dull", "question": "effect", "choice1": "i loved it",
                   "choice2": "i hated the film"}, "1", "copa:1")

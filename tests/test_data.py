@@ -1,7 +1,7 @@
 import pytest
 
 from tasktune import TasktuneError
-from tasktune.data import load_task_data, read_examples
+from tasktune.data import load_splits, read_examples
 from tasktune.templates import Template, Verbalizer, default_template
 
 
@@ -22,13 +22,13 @@ def test_csv_row_with_extra_cells_names_the_line(tmp_path):
 def test_folder_splits_and_labels(tmp_path):
     (tmp_path / "train.jsonl").write_text('{"text": "a", "label": "x"}\n{"text": "b", "label": "y"}\n')
     (tmp_path / "valid.jsonl").write_text('{"text": "c", "label": "y"}\n')
-    data = load_task_data(str(tmp_path))
+    data = load_splits(str(tmp_path))
     assert len(data.train) == 2 and len(data.dev) == 1 and data.labels == ["x", "y"]
 
 
 def test_missing_file_and_unknown_type(tmp_path):
     with pytest.raises(TasktuneError, match="no such data file"):
-        load_task_data(str(tmp_path / "nope.jsonl"))
+        load_splits(str(tmp_path / "nope.jsonl"))
     (tmp_path / "a.txt").write_text("x")
     with pytest.raises(TasktuneError, match="unsupported file type"):
         read_examples(tmp_path / "a.txt")

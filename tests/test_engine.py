@@ -1,10 +1,10 @@
 import pytest
 import torch
 
+from tasktune.build import build_task
 from tasktune.data.readers import Example
 from tasktune.engine.encoding import TemplateEncoder
 from tasktune.methods import PromptTuningConfig, ZeroShotConfig
-from tasktune.task import build_task
 from tasktune.templates import Template, Verbalizer
 
 

@@ -20,7 +20,6 @@ def test_split_is_by_subject_and_deterministic():
 
 def test_templates():
     assert manual_template("P19") == "{subject} was born in{answer}"
-    assert manual_template("P19", "masked") == "{subject} was born in{answer} ."
     assert p_tuning_template("P19") == "[P:3] {subject} was born in [P:3]{answer}"
 
 

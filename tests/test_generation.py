@@ -1,9 +1,9 @@
 import pytest
 import torch
 
+from tasktune.build import build_task
 from tasktune.data.readers import Example
 from tasktune.methods import PrefixTuningConfig, PromptTuningConfig, ZeroShotConfig
-from tasktune.task import build_task
 from tasktune.train import TrainConfig, train
 
 from conftest import tiny_backbone

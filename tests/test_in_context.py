@@ -2,10 +2,9 @@ import json
 
 import torch
 
-from tasktune.artifact import load_task
+from tasktune.build import build_task, load_task
 from tasktune.data.readers import Example
 from tasktune.methods import InContext, InContextConfig
-from tasktune.task import build_task
 from tasktune.train import TrainConfig, train
 
 from conftest import tiny_backbone, toy_rows

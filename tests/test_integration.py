@@ -35,12 +35,12 @@ def test_alias_is_cached_as_safetensors_and_frozen(smollm):
 
 @pytest.mark.skipif(not SST2.is_dir(), reason="shared data absent")
 def test_zero_shot_and_a_few_prompt_tuning_steps_on_sst2(smollm, tmp_path):
-    from tasktune.data import load_task_data
+    from tasktune.build import build_task
+    from tasktune.data import load_splits
     from tasktune.methods import PromptTuningConfig, ZeroShotConfig
-    from tasktune.task import build_task
     from tasktune.train import TrainConfig, train
 
-    data = load_task_data(str(SST2))
+    data = load_splits(str(SST2))
     dev = data.dev[:96]
     zs = build_task(smollm, "zero-shot", ZeroShotConfig(), TEMPLATE, data.labels, max_length=96)
     assert zs.evaluate(dev)["accuracy"] > 0.65  # ~0.79 on the whole dev set

@@ -3,9 +3,9 @@ import contextlib
 import pytest
 import torch
 
+from tasktune.build import build_task
 from tasktune.data.readers import Example
 from tasktune.methods import PromptTuningConfig, ZeroShotConfig
-from tasktune.task import build_task
 
 from conftest import tiny_backbone
 

@@ -1,10 +1,10 @@
 import pytest
 import torch
 
-from tasktune.artifact import load_task, save_task
+from tasktune.artifact import save_task
+from tasktune.build import build_task, load_task
 from tasktune.data.readers import Example
 from tasktune.methods import PTuningConfig
-from tasktune.task import build_task
 
 from conftest import tiny_backbone, toy_rows
 

@@ -7,10 +7,10 @@ one example at a time, torch's default AdamW). Same tiny model in fp32, same bat
 
 import torch
 
+from tasktune.build import build_task
 from tasktune.data.readers import Example
 from tasktune.methods import PromptTuningConfig
 from tasktune.reference import ReferencePromptTuning, trainer_batches
-from tasktune.task import build_task
 from tasktune.train import TrainConfig, train
 
 from conftest import tiny_backbone, toy_rows

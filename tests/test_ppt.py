@@ -7,7 +7,7 @@ from typer.testing import CliRunner
 from tasktune import TasktuneError
 from tasktune.cli.app import app
 from tasktune.ppt.corpus import plain_text, read_corpus, sentences
-from tasktune.ppt.tasks import choice_examples, pair_examples
+from tasktune.ppt.self_supervised import choice_examples, pair_examples
 
 from conftest import SHARED_DATA, save_tiny, write_jsonl
 

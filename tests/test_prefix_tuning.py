@@ -2,11 +2,11 @@ import pytest
 import torch
 
 from tasktune import TasktuneError
-from tasktune.artifact import load_task, save_task
+from tasktune.artifact import save_task
+from tasktune.build import build_task, load_task
 from tasktune.data.readers import Example
 from tasktune.engine.cache_keyword import cache_of
 from tasktune.methods import PrefixTuningConfig
-from tasktune.task import build_task
 from tasktune.train import TrainConfig, train
 
 from conftest import tiny_backbone, toy_rows

@@ -1,9 +1,9 @@
 import torch
 
+from tasktune.build import build_task
 from tasktune.data.readers import Example
 from tasktune.methods import PromptTuningConfig, PTuningConfig, ZeroShotConfig
 from tasktune.runtime import ensemble_predict, mixed_scores
-from tasktune.task import build_task
 
 from conftest import tiny_backbone, toy_rows
 

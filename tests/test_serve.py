@@ -3,9 +3,9 @@ import concurrent.futures
 from fastapi.testclient import TestClient
 
 from tasktune.artifact import save_task
+from tasktune.build import build_task
 from tasktune.methods import PrefixTuningConfig, PromptTuningConfig
 from tasktune.serve import TaskServer, create_app
-from tasktune.task import build_task
 
 from conftest import tiny_backbone
 

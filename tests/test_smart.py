@@ -1,10 +1,10 @@
 import pytest
 import torch
 
+from tasktune.build import build_task
 from tasktune.data.readers import Example
 from tasktune.methods import FineTuningConfig, PromptTuningConfig
 from tasktune.regularizers.smart import Smart, SmartConfig, sym_kl
-from tasktune.task import build_task
 from tasktune.train import TrainConfig, train
 
 from conftest import tiny_backbone, toy_rows
@@ -24,21 +24,22 @@ def prompt_task(seed=0):
 def test_adversarial_step_increases_the_divergence():
     task = prompt_task()
     batch, _ = task.batch(examples(8))
-    reg = Smart(SmartConfig(smart=True, smart_eps=1e-2, smart_step=1e-2, smart_noise=1e-6), task.module)
-    inputs = reg._embeds(task, task.module(task.backbone, batch))
+    reg = Smart(SmartConfig(smart=True, smart_eps=1e-2, smart_step=1e-2, smart_noise=1e-6), task.module.trainable())
+    inputs = reg._embeds(task.module(task.backbone, batch), task.backbone.embed)
+    score = lambda inp: task.scores_from_inputs(inp, batch)  # noqa: E731
     clean = task.objective.scores(task.backbone, inputs, batch).detach()
     torch.manual_seed(0)
     x = inputs["inputs_embeds"]
     noise = torch.randn_like(x) * 1e-3
-    random_div = sym_kl(reg._scores(task, inputs, batch, x + noise), clean)
+    random_div = sym_kl(reg._scores(score, inputs, x + noise), clean)
     torch.manual_seed(0)
-    adv_div = reg.adversarial(task, inputs, batch, clean)
+    adv_div = reg.adversarial(score, inputs, clean)
     assert adv_div > random_div
 
 
 def test_teacher_is_an_ema_and_swaps_back():
     task = prompt_task()
-    reg = Smart(SmartConfig(smart=True, smart_beta=0.9), task.module)
+    reg = Smart(SmartConfig(smart=True, smart_beta=0.9), task.module.trainable())
     before = task.module.prompt.detach().clone()
     with torch.no_grad():
         task.module.prompt.add_(1.0)
@@ -79,7 +80,7 @@ def test_fine_tuning_trains_only_the_selected_weights_with_smart(tmp_path, layer
 
 @pytest.mark.parametrize("kind", ["llama", "bert", "t5"])
 def test_linear_head_fine_tuning_trains_and_reloads(tmp_path, kind):
-    from tasktune.artifact import load_task
+    from tasktune.build import load_task
 
     bb = tiny_backbone(kind)
     task = build_task(bb, "fine-tuning", FineTuningConfig(head="linear", train_layers="last:1"), TEMPLATE,

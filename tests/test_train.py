@@ -3,10 +3,9 @@ import json
 import pytest
 import torch
 
-from tasktune.artifact import load_task
+from tasktune.build import build_task, load_task
 from tasktune.data.readers import Example
 from tasktune.methods import PromptTuningConfig
-from tasktune.task import build_task
 from tasktune.train import TrainConfig, train
 
 from conftest import tiny_backbone, toy_rows

@@ -1,3 +1,4 @@
-from tasktune.artifact.store import load_artifact, load_task, save_task
+from tasktune.artifact.files import load_artifact
+from tasktune.artifact.store import save_task
 
-__all__ = ["load_artifact", "load_task", "save_task"]
+__all__ = ["load_artifact", "save_task"]

@@ -2,15 +2,15 @@
 
 from __future__ import annotations
 
-import inspect
 import sys
 from pathlib import Path
 
 import typer
 
 from tasktune import TasktuneError
-from tasktune.cli import common
-from tasktune.cli.options import build_config, dataclass_parameters, with_signature
+from tasktune.cli import common, research_commands
+from tasktune.cli.options import MODEL_OPTIONS, build_config, dataclass_parameters, with_signature
+from tasktune.cli.options import option as _opt
 from tasktune.methods import METHODS
 from tasktune.regularizers.smart import SmartConfig
 from tasktune.train.config import TrainConfig
@@ -18,20 +18,7 @@ from tasktune.train.config import TrainConfig
 app = typer.Typer(add_completion=False, pretty_exceptions_enable=False, no_args_is_help=True,
                   help="Adapt one frozen language model to many tasks with tiny task parameters.")
 
-P = inspect.Parameter
-
-
-def _opt(name: str, default, help: str, annotation, *flags: str) -> P:
-    return P(name, P.KEYWORD_ONLY, default=typer.Option(default, *(flags or ("--" + name.replace("_", "-"),)),
-                                                         help=help), annotation=annotation)
-
-
-MODEL_OPTS = [
-    _opt("model", "smollm2-135m", "Alias, local folder or hub id of the backbone.", str),
-    _opt("dtype", "auto", "Backbone weights: auto (bf16 where the hardware has it), float32, bfloat16.", str),
-    _opt("device", None, "cpu, cuda, cuda:1 ... (default: cuda if available).", str | None),
-    _opt("trust_remote_code", False, "Run the model repository's own code (off unless asked).", bool),
-]
+MODEL_OPTS = MODEL_OPTIONS
 DATA_OPTS = [
     _opt("preset", None, "Task preset with patterns and verbalizer: boolq, cb, rte, copa, wic.", str | None),
     _opt("pattern", 0, "Which of the preset's patterns (PET-style pattern-verbalizer pairs).", int),
@@ -46,9 +33,7 @@ DATA_OPTS = [
 
 def _train(**kw) -> None:
     from tasktune.backbone import load_backbone
-    from tasktune.task import build_task
-    from tasktune.templates import default_template
-    from tasktune.templates.tasks import preset_template
+    from tasktune.build import backbone_dtype, build_task
     from tasktune.train import train
 
     common.quiet_libraries()
@@ -59,31 +44,16 @@ def _train(**kw) -> None:
     method_cfg = build_config(METHODS[method].config_class, kw)
     out = Path(kw["output"] or f"runs/{method}")
     common.check_output_dir(out, kw["overwrite"], kw["resume"])
-    fmap = common.parse_field_map(kw["text_field"], kw["field"])
-    if kw["task"] == "facts":
-        data, template, labels = common.load_facts_task(kw["data"], kw["template"], method)
-    elif kw["task"] == "generation":
-        data = common.load_data(kw["data"], fmap, kw["label_field"], explode=kw["target_field"])
-        labels = None
-        template = kw["template"] or common.generation_template(data.fields, kw["target_field"])
-    elif kw["task"] == "classification":
-        data = common.load_data(kw["data"], fmap, kw["label_field"])
-        labels = data.labels
-        template = kw["template"] or default_template(data.fields, labels)
-        if kw["preset"]:
-            preset_tmpl, kw["verbalizer"] = preset_template(kw["preset"], kw["pattern"], method)
-            template = kw["template"] or preset_tmpl
-    else:
-        raise TasktuneError(f"unknown task '{kw['task']}': classification, facts or generation")
+    source = common.read_task_source(kw, method)
+    data, labels = source.data, source.labels
     train_set, dev_set, dev_note = common.hold_out_dev(data, cfg.dev_size, cfg.seed)
     if not train_set:
         raise TasktuneError(f"{data.source}: no training examples")
     method_cfg = METHODS[method].fit_config(method_cfg, train_set, labels, cfg.seed)
-    dtype = "float32" if METHODS[method].needs_fp32(method_cfg) and kw["dtype"] == "auto" else kw["dtype"]
+    dtype = backbone_dtype(METHODS[method], method_cfg, kw["dtype"])
     backbone = load_backbone(kw["model"], dtype, kw["device"], trust_remote_code=kw["trust_remote_code"])
-    objective = "generation" if kw["task"] == "generation" else None
-    task = build_task(backbone, method, method_cfg, template, labels, kw["verbalizer"], cfg.max_length, cfg.seed,
-                      objective=objective, target_field=kw["target_field"])
+    task = build_task(backbone, method, method_cfg, source.template, labels, source.verbalizer, cfg.max_length,
+                      cfg.seed, objective=source.objective, target_field=kw["target_field"])
     task.validate(train_set + dev_set, require_label=True)
     common.console.print(
         f"[bold]{method}[/] on [bold]{backbone.name}[/] ({backbone.family}, {str(backbone.dtype).split('.')[-1]}) | "
@@ -108,8 +78,9 @@ def _train(**kw) -> None:
 
 TRAINABLE = [name for name in METHODS if name != "zero-shot"]
 train_params = ([_opt("method", "prompt-tuning", f"One of: {', '.join(TRAINABLE)}.", str),
-                 _opt("task", "classification", "classification (verbalizer), facts (open-vocabulary answer, "
-                      "P@1; data: relation/subject/object rows, split by subject) or generation.", str),
+                 _opt("objective", "classification", "classification (verbalizer), facts (open-vocabulary answer, "
+                      "P@1; data: relation/subject/object rows, split by subject) or generation.", str,
+                      "--objective", "--task"),
                  _opt("target_field", "text", "Generation: the field holding the text to produce.", str),
                  _opt("data", None, "Folder with train/dev files, one file, or a hub dataset name "
                       "(default: the bundled demo).", str | None),
@@ -141,15 +112,9 @@ def eval_cmd(
 ):
     """Evaluate a trained task on labelled data (facts: P@1 on the file's test split)."""
     task = _load(artifact, model, dtype, force)
-    kind = task.objective.kind
-    if kind == "vocabulary":  # knowledge probing: the facts file's held-out test split
-        rows = common.facts_split(data, split)
-    else:
-        target = getattr(task.objective, "target_field", None)
-        rows = common.eval_examples(data, common.parse_field_map(text_field, None), label_field,
-                                    require_label=kind == "classification", explode=target)
-    task.validate(rows, require_label=kind != "generation")
-    if kind == "generation":
+    rows = common.evaluation_rows(task.objective, data, common.parse_field_map(text_field, None), label_field, split)
+    task.validate(rows, require_label=not task.objective.reads_target_field)
+    if task.objective.decodes:
         metrics = task.evaluate_generation(rows, beams, max_new_tokens)
     else:
         metrics = task.evaluate(rows, batch_size)
@@ -184,21 +149,17 @@ def predict_cmd(
     else:
         rows = common.eval_examples(data, {}, "label", require_label=False)
         task.validate(rows)
-    if task.objective.kind == "generation":
-        for ex, out in zip(rows, task.generate(rows, beams, max_new_tokens), strict=True):
-            common.print_json({"input": ex.fields, "output": out}) if json_out else print(out)
-        return
-    for pred in task.predict(rows):
+    for ex, pred in zip(rows, task.predict(rows, beams=beams, max_new_tokens=max_new_tokens), strict=True):
         if json_out:
-            common.print_json(pred)
+            common.print_json({"input": ex.fields, **pred.to_dict()} if task.objective.decodes else pred.to_dict())
         else:
-            print(f"{pred['label']}\t{pred['score']:.4f}")
+            print(pred.output if task.objective.decodes else f"{pred.label}\t{pred.score:.4f}")
 
 
 def _zero_shot(**kw) -> None:
     from tasktune.backbone import load_backbone
+    from tasktune.build import build_task
     from tasktune.methods import ZeroShotConfig
-    from tasktune.task import build_task
     from tasktune.templates import default_template
 
     common.quiet_libraries()
@@ -208,7 +169,7 @@ def _zero_shot(**kw) -> None:
     labels = data.labels
     template = kw["template"] or default_template(data.fields, labels)
     if kw["preset"]:
-        from tasktune.templates.tasks import preset_template
+        from tasktune.templates.fewglue import preset_template
 
         preset_tmpl, kw["verbalizer"] = preset_template(kw["preset"], kw["pattern"], "zero-shot")
         template = kw["template"] or preset_tmpl
@@ -262,7 +223,7 @@ def models_cmd():
 def inspect_cmd(artifact: Path = typer.Argument(...), top: int = typer.Option(5, "--top", help="Nearest tokens"),
                 nearest: bool = typer.Option(False, "--nearest", help="Nearest vocabulary tokens per soft vector")):
     """Show what an artifact holds; --nearest loads the base model to name each soft vector's neighbours."""
-    from tasktune.artifact.store import load_artifact
+    from tasktune.artifact.files import load_artifact
 
     meta, tensors = load_artifact(artifact)
     size = sum(f.stat().st_size for f in Path(artifact).iterdir() if f.is_file())
@@ -277,7 +238,7 @@ def inspect_cmd(artifact: Path = typer.Argument(...), top: int = typer.Option(5,
 
 
 def _load(artifact: Path, model: str | None, dtype: str, force: bool):
-    from tasktune.artifact import load_task
+    from tasktune.build import load_task
 
     common.quiet_libraries()
     backbone = None
@@ -296,8 +257,6 @@ def _report(metrics: dict, json_out: bool) -> None:
     for k, v in metrics.items():
         print(f"{k:22s} {v:.4f}" if isinstance(v, float) else f"{k:22s} {v}")
 
-
-from tasktune.cli import research_commands  # noqa: E402  (registers probe and pretrain-prompt)
 
 research_commands.register(app)
 

@@ -5,13 +5,14 @@ from __future__ import annotations
 import json
 import os
 import sys
+from dataclasses import dataclass
 from pathlib import Path
 
 import torch
 from rich.console import Console
 
 from tasktune import TasktuneError
-from tasktune.data import TaskData, load_task_data
+from tasktune.data import DataSplits, load_splits
 from tasktune.data.readers import Example, read_examples
 
 console = Console(stderr=True)
@@ -43,11 +44,12 @@ def parse_field_map(text_field: str | None, fields: list[str] | None) -> dict[st
     return mapping
 
 
-def load_data(source: str | None, field_map: dict[str, str], label_field: str, explode: str | None = None) -> TaskData:
-    return load_task_data(source, field_map=field_map, label_field=label_field, explode=explode)
+def load_data(source: str | None, field_map: dict[str, str], label_field: str,
+              explode: str | None = None) -> DataSplits:
+    return load_splits(source, field_map=field_map, label_field=label_field, explode=explode)
 
 
-def hold_out_dev(data: TaskData, n: int, seed: int) -> tuple[list[Example], list[Example], str]:
+def hold_out_dev(data: DataSplits, n: int, seed: int) -> tuple[list[Example], list[Example], str]:
     """Train/dev lists; without a dev split, a seeded share of train becomes dev."""
     if data.dev:
         return data.train, data.dev, "dev split"
@@ -64,7 +66,7 @@ def eval_examples(path: str, field_map: dict[str, str], label_field: str,
                   require_label: bool, explode: str | None = None) -> list[Example]:
     p = Path(path)
     if p.is_dir():
-        data = load_task_data(str(p), field_map=field_map, label_field=label_field, explode=explode)
+        data = load_splits(str(p), field_map=field_map, label_field=label_field, explode=explode)
         rows = data.dev or data.test or data.train
     else:
         rows = read_examples(p, field_map=field_map, label_field=label_field, require_label=require_label,
@@ -86,16 +88,55 @@ def check_output_dir(out: Path, overwrite: bool, resume: bool) -> None:
         (out / "metrics.jsonl").unlink(missing_ok=True)
 
 
-def load_facts_task(path: str | None, template: str | None, method: str) -> tuple[TaskData, str, None]:
+@dataclass
+class TaskSource:
+    """What `train --objective X` reads: the data, its labels (None: open vocabulary), the template
+    and verbalizer to use, and the objective kind to build."""
+
+    data: DataSplits
+    labels: list[str] | None
+    template: str
+    verbalizer: str | dict | None
+    objective: str
+
+
+def _classification_source(kw: dict, method: str) -> TaskSource:
+    from tasktune.templates import default_template
+    from tasktune.templates.fewglue import preset_template
+
+    data = load_data(kw["data"], parse_field_map(kw["text_field"], kw["field"]), kw["label_field"])
+    template, verbalizer = kw["template"] or default_template(data.fields, data.labels), kw["verbalizer"]
+    if kw["preset"]:
+        preset_tmpl, verbalizer = preset_template(kw["preset"], kw["pattern"], method)
+        template = kw["template"] or preset_tmpl
+    return TaskSource(data, data.labels, template, verbalizer, "classification")
+
+
+def _facts_source(kw: dict, method: str) -> TaskSource:
     """Facts data split by subject, and the relation's manual (or P-tuning) template."""
     from tasktune.data.facts import load_facts, manual_template, p_tuning_template
 
-    if not path:
-        raise TasktuneError("--task facts needs --data FILE.jsonl (relation, subject, object rows)")
-    data, relation = load_facts(path)
-    if template is None:
-        template = p_tuning_template(relation) if method == "p-tuning" else manual_template(relation)
-    return data, template, None
+    if not kw["data"]:
+        raise TasktuneError("--objective facts needs --data FILE.jsonl (relation, subject, object rows)")
+    data, relation = load_facts(kw["data"])
+    template = kw["template"] or (p_tuning_template(relation) if method == "p-tuning" else manual_template(relation))
+    return TaskSource(data, None, template, None, "vocabulary")
+
+
+def _generation_source(kw: dict, method: str) -> TaskSource:
+    data = load_data(kw["data"], parse_field_map(kw["text_field"], kw["field"]), kw["label_field"],
+                     explode=kw["target_field"])
+    template = kw["template"] or generation_template(data.fields, kw["target_field"])
+    return TaskSource(data, None, template, None, "generation")
+
+
+TASK_SOURCES = {"classification": _classification_source, "facts": _facts_source, "generation": _generation_source}
+
+
+def read_task_source(kw: dict, method: str) -> TaskSource:
+    if kw["objective"] not in TASK_SOURCES:
+        raise TasktuneError(f"unknown --objective '{kw['objective']}': {', '.join(TASK_SOURCES)}")
+    return TASK_SOURCES[kw["objective"]](kw, method)
 
 
 def facts_split(path: str, split: str) -> list[Example]:
@@ -107,6 +148,15 @@ def facts_split(path: str, split: str) -> list[Example]:
     if split not in ("train", "dev", "test"):
         raise TasktuneError(f"--split '{split}': train, dev, test or all")
     return getattr(data, split)
+
+
+def evaluation_rows(objective, path: str, field_map: dict[str, str], label_field: str, split: str) -> list[Example]:
+    """Evaluation data as the task's objective reads it: a facts file's `split` (knowledge probing),
+    a target field exploded per reference (generation), or labelled rows."""
+    if objective.reads_facts:
+        return facts_split(path, split)
+    target = objective.target_field
+    return eval_examples(path, field_map, label_field, require_label=not objective.reads_target_field, explode=target)
 
 
 def generation_template(fields: list[str], target: str) -> str:

@@ -6,18 +6,19 @@ from pathlib import Path
 
 from tasktune import TasktuneError
 from tasktune.cli import common
+from tasktune.cli.options import MODEL_OPTIONS as MODEL_OPTS
 from tasktune.cli.options import build_config, dataclass_parameters, with_signature
+from tasktune.cli.options import option as _opt
 from tasktune.train.config import TrainConfig
 
 
 def register(app) -> None:
-    from tasktune.cli.app import MODEL_OPTS, _opt
-
+    """Add probe and pretrain-prompt to the typer app."""
     app.command("probe", help="Measure which feature in-context learning prefers under underspecified "
-                "demonstrations.")(with_signature(_probe, _probe_params(MODEL_OPTS, _opt)))
+                "demonstrations.")(with_signature(_probe, _probe_params()))
     app.command("pretrain-prompt", help="PPT: pre-train a soft prompt on self-supervised tasks from unlabeled text; "
                 "use it with `train --init pretrained --init-from RUN`.")(
-        with_signature(_pretrain_prompt, _pretrain_params(MODEL_OPTS, _opt)))
+        with_signature(_pretrain_prompt, _pretrain_params()))
 
 
 def _probe(**kw) -> None:
@@ -54,7 +55,7 @@ def _probe(**kw) -> None:
                   f"h2 {r['h2_accuracy']:.3f}±{r['h2_accuracy_std']:.3f}  agreeing {r['agreeing_accuracy']:.3f}")
 
 
-def _probe_params(MODEL_OPTS, _opt):
+def _probe_params():
     from tasktune.icl.probe import ProbeConfig
 
     return ([_opt("data", ..., "Released probe JSON (demos_1_1, ..., testset_0_1) or a labelled data file.", str),
@@ -69,10 +70,10 @@ def _probe_params(MODEL_OPTS, _opt):
 
 def _pretrain_prompt(**kw) -> None:
     from tasktune.backbone import load_backbone
+    from tasktune.build import build_task
     from tasktune.methods import PromptTuningConfig
     from tasktune.ppt.corpus import read_corpus
-    from tasktune.ppt.tasks import build
-    from tasktune.task import build_task
+    from tasktune.ppt.self_supervised import build
     from tasktune.train import train
 
     common.quiet_libraries()
@@ -93,7 +94,7 @@ def _pretrain_prompt(**kw) -> None:
     common.print_json({**summary, "output": str(out)})
 
 
-def _pretrain_params(MODEL_OPTS, _opt):
+def _pretrain_params():
     from tasktune.methods import PromptTuningConfig
 
     return ([_opt("corpus", ..., "JSONL of documents ({'text'} or {'title', 'wikitext'}).", str),

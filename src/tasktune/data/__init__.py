@@ -1,4 +1,4 @@
 from tasktune.data.readers import Example, read_examples
-from tasktune.data.task_data import TaskData, load_task_data
+from tasktune.data.splits import DataSplits, load_splits
 
-__all__ = ["Example", "TaskData", "load_task_data", "read_examples"]
+__all__ = ["Example", "DataSplits", "load_splits", "read_examples"]

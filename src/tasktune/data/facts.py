@@ -12,7 +12,7 @@ from pathlib import Path
 
 from tasktune import TasktuneError
 from tasktune.data.readers import Example, read_examples
-from tasktune.data.task_data import TaskData
+from tasktune.data.splits import DataSplits
 
 # LAMA's manual prompts ([X] subject, [Y] object)
 MANUAL = {
@@ -32,24 +32,21 @@ def split_of(subject: str) -> str:
     return ("train", "train", "train", "dev", "test")[bucket]
 
 
-def manual_template(relation: str, family: str = "causal") -> str:
-    """The manual prompt as a tasktune template; causal LMs stop at the object slot."""
+def manual_template(relation: str) -> str:
+    """The manual prompt as a tasktune template, ending at the object slot (what a causal LM
+    needs; masked LMs and encoder-decoders read the same slot)."""
     if relation not in MANUAL:
         raise TasktuneError(f"no manual template for relation {relation}: pass --template")
-    text = MANUAL[relation].replace("[X]", "{subject}")
-    if family == "causal":
-        return text.split("[Y]")[0].rstrip() + "{answer}"
-    return text.replace(" [Y]", "{answer}").replace("[Y]", "{answer}")
+    return MANUAL[relation].replace("[X]", "{subject}").split("[Y]")[0].rstrip() + "{answer}"
 
 
-def p_tuning_template(relation: str, family: str = "causal", n: int = 3) -> str:
-    """(n, subject, manual prompt, n, answer[, n]) as in Liu et al. 2021."""
-    manual = manual_template(relation, "causal").replace("{subject}", "").replace("{answer}", "").strip()
-    tail = "" if family == "causal" else f" [P:{n}]"
-    return f"[P:{n}] {{subject}} {manual} [P:{n}]{{answer}}{tail}"
+def p_tuning_template(relation: str, n: int = 3) -> str:
+    """(n, subject, manual prompt, n, answer) as in Liu et al. 2021."""
+    manual = manual_template(relation).replace("{subject}", "").replace("{answer}", "").strip()
+    return f"[P:{n}] {{subject}} {manual} [P:{n}]{{answer}}"
 
 
-def load_facts(path: str | Path) -> tuple[TaskData, str]:
+def load_facts(path: str | Path) -> tuple[DataSplits, str]:
     rows = read_examples(path, fields=["subject"], label_field="object", require_label=True)
     relations = {ex.fields.get("relation", "") for ex in rows}
     if len(relations) != 1:
@@ -57,4 +54,4 @@ def load_facts(path: str | Path) -> tuple[TaskData, str]:
     splits: dict[str, list[Example]] = {"train": [], "dev": [], "test": []}
     for ex in rows:
         splits[split_of(ex.fields["subject"])].append(ex)
-    return TaskData(splits["train"], splits["dev"], splits["test"], str(path)), relations.pop()
+    return DataSplits(splits["train"], splits["dev"], splits["test"], str(path)), relations.pop()

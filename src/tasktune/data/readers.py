@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import csv
 import json
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 
 from tasktune import TasktuneError
@@ -17,7 +17,6 @@ class Example:
     fields: dict[str, str]
     label: str | None = None
     where: str = ""  # "file:line", for error messages
-    extra: dict = field(default_factory=dict)
 
 
 def iter_rows(path: Path):
@@ -84,13 +83,12 @@ def read_examples(
                 raise TasktuneError(f"{where}: missing field '{name}' (row has {sorted(values)})")
             if not isinstance(values[name], str) or not values[name].strip():
                 raise TasktuneError(f"{where}: field '{name}' is empty or not text")
-        extra = {k: v for k, v in values.items() if k not in flat}
         items = values.get(explode) if explode else None
         if isinstance(items, list):
             for item in items:
-                out.append(Example({**flat, explode: str(item)}, label or None, where, extra))
+                out.append(Example({**flat, explode: str(item)}, label or None, where))
         else:
-            out.append(Example(flat, label or None, where, extra))
+            out.append(Example(flat, label or None, where))
     if not out:
         raise TasktuneError(f"{path}: no rows")
     return out

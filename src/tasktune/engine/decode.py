@@ -23,25 +23,27 @@ from tasktune.engine.cache_keyword import CACHE, cache_of
 
 
 @torch.inference_mode()
-def generate(task, examples: list[Example], beams: int = 5, max_new_tokens: int = 64, length_penalty: float = 1.0,
-             batch_size: int = 8) -> list[str]:
-    family = task.backbone.family
+def generate(backbone, module, encoder, examples: list[Example], beams: int = 5, max_new_tokens: int = 64,
+             length_penalty: float = 1.0, batch_size: int = 8) -> list[str]:
+    """Decoded texts of `examples`: `module` turns each batch into backbone inputs (its task
+    parameters), `encoder` renders the sources."""
+    family = backbone.family
     if family not in ("causal", "seq2seq"):
         raise TasktuneError(f"decoding needs a causal or encoder-decoder model, not a {family} one")
-    task.module.eval()
+    module.eval()
     step = _generate_seq2seq if family == "seq2seq" else _generate_causal
     out: list[str] = []
-    with task.module.compute_context(task.backbone.device):
+    with module.compute_context(backbone.device):
         for start in range(0, len(examples), batch_size):
-            out += step(task, examples[start : start + batch_size], max(1, beams), max_new_tokens, length_penalty)
+            out += step(backbone, module, encoder, examples[start : start + batch_size], max(1, beams),
+                        max_new_tokens, length_penalty)
     return out
 
 
-def _generate_seq2seq(task, examples: list[Example], beams: int, max_new_tokens: int,
+def _generate_seq2seq(backbone, module, encoder, examples: list[Example], beams: int, max_new_tokens: int,
                       length_penalty: float) -> list[str]:
-    backbone = task.backbone
-    batch = collate([task.encoder.answer_row(ex) for ex in examples], backbone.tokenizer.pad_token_id)
-    inputs = task.module(backbone, batch.to(backbone.device))
+    batch = collate([encoder.answer_row(ex) for ex in examples], backbone.tokenizer.pad_token_id)
+    inputs = module(backbone, batch.to(backbone.device))
     with attention_prefix.active(inputs.pop(attention_prefix.KEYWORD, None)):
         out = backbone.model.generate(**inputs, num_beams=beams, max_new_tokens=max_new_tokens,
                                       length_penalty=length_penalty, do_sample=False, early_stopping=True)
@@ -77,12 +79,12 @@ class _Beams:
         return len(self.done) >= self.k
 
 
-def _generate_causal(task, examples: list[Example], k: int, max_new_tokens: int, length_penalty: float) -> list[str]:
-    backbone = task.backbone
+def _generate_causal(backbone, module, encoder, examples: list[Example], k: int, max_new_tokens: int,
+                     length_penalty: float) -> list[str]:
     model, tok = backbone.model, backbone.tokenizer
     eos = tok.eos_token_id
-    batch = _left_padded([task.encoder.answer_row(ex) for ex in examples], tok.pad_token_id).to(backbone.device)
-    inputs = task.module(backbone, batch)
+    batch = _left_padded([encoder.answer_row(ex) for ex in examples], tok.pad_token_id).to(backbone.device)
+    inputs = module(backbone, batch)
     real_mask = batch.mask
     offset = inputs["attention_mask"].shape[1] - real_mask.shape[1]  # KV-prefix length (0 without one)
     pos = (real_mask.cumsum(-1) - 1).clamp(min=0) + offset

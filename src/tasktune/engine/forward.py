@@ -51,8 +51,6 @@ def score_logprobs(backbone, inputs: dict, batch: Batch) -> torch.Tensor:
     return torch.log_softmax(answer_logits(backbone, inputs, batch).float(), dim=-1)
 
 
-def sequence_scores(logp: torch.Tensor, batch: Batch, length_norm: bool = False) -> torch.Tensor:
-    """Sum (or mean) of the target tokens' log-probs per row: [R]."""
-    tok = logp.gather(-1, batch.targets[..., None]).squeeze(-1) * batch.score_mask
-    total = tok.sum(-1)
-    return total / batch.score_mask.sum(-1).clamp(min=1) if length_norm else total
+def sequence_scores(logp: torch.Tensor, batch: Batch) -> torch.Tensor:
+    """Sum of the target tokens' log-probs per row: [R]."""
+    return (logp.gather(-1, batch.targets[..., None]).squeeze(-1) * batch.score_mask).sum(-1)

@@ -109,15 +109,15 @@ class SharedPrefixCache:
         n = 0 if self.key is None else len(self.key)
         return 0 < n <= limit and self.key.shape[1:] == key.shape[1:] and torch.equal(key[:n], self.key)
 
-    def _step_kv(self, backbone, key: torch.Tensor, soft: bool, rerun) -> KV | None:
+    def _step_kv(self, backbone, key: torch.Tensor, soft: bool, batch: Batch, module) -> KV | None:
         """Inside step(): the step's prefix KV as leaves if `key` is its prefix (the first piece
         computes it), else None (the piece runs its own prefix)."""
         if self._step is None:
-            if soft and rerun is None:
+            if soft and module is None:
                 return None
             # the graph from the task parameters to the prefix must outlive this piece's backward,
             # which frees the graph of the piece's own inputs: a soft prefix is rebuilt for it
-            source = rerun()["inputs_embeds"][0, : len(key)] if soft else key
+            source = module(backbone, batch)["inputs_embeds"][0, : len(key)] if soft else key
             graph = [t for pair in kv_of(backbone, source[None]) for t in pair]
             leaves = [t.detach().requires_grad_(t.requires_grad) for t in graph]
             self._step = _StepPrefix(source.detach(), graph, leaves)
@@ -127,13 +127,14 @@ class SharedPrefixCache:
         leaves = self._step.leaves
         return list(zip(leaves[0::2], leaves[1::2], strict=True))
 
-    def split(self, backbone, batch: Batch, inputs: dict, fresh: bool = False, rerun=None) -> tuple[Batch, dict] | None:
+    def split(self, backbone, batch: Batch, inputs: dict, fresh: bool = False,
+              module=None) -> tuple[Batch, dict] | None:
         """(batch and backbone inputs without the shared prefix, with its KV attached), or None.
 
         fresh: training. The prefix's KV is computed now from the first row, with gradients (they
         flow back through the expansion over rows, summed), and nothing is kept; inside step(),
-        once per optimizer step instead. rerun: the method's forward again (a fresh graph for the
-        step's soft prefix)."""
+        once per optimizer step instead. module: the method whose forward made `inputs`; run again,
+        it gives the step's soft prefix a graph of its own."""
         embeds = inputs.get("inputs_embeds")
         if CACHE in inputs:
             return None
@@ -153,7 +154,7 @@ class SharedPrefixCache:
                 return None
             key, kv = source[:limit].clone(), None
         if fresh and self._in_step:
-            kv = self._step_kv(backbone, key, embeds is not None, rerun)
+            kv = self._step_kv(backbone, key, embeds is not None, batch, module)
         if kv is None:
             kv = kv_of(backbone, key[None])
             if not fresh:

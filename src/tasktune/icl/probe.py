@@ -14,10 +14,10 @@ from dataclasses import dataclass
 
 import torch
 
+from tasktune.build import build_task
 from tasktune.data.readers import Example
 from tasktune.icl.probe_set import ProbeSet
 from tasktune.methods import InContextConfig
-from tasktune.task import build_task
 
 INTERVENTIONS = ("none", "instruction", "verbalizer", "disambig")
 

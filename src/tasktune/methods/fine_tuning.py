@@ -16,6 +16,7 @@ from torch import nn
 
 from tasktune import TasktuneError
 from tasktune.methods.base import BackbonePrecision, MethodConfig, TaskModule
+from tasktune.methods.tuned_backbone import TunedBackbone
 
 
 @dataclass
@@ -53,11 +54,9 @@ class FineTuning(TaskModule):
     name = "fine-tuning"
     config_class = FineTuningConfig
     default_lr = 2e-5
-    tunes_backbone = True
 
     def __init__(self, config: FineTuningConfig, model: nn.Module, n_labels: int = 0, family: str = "causal"):
         super().__init__(config)
-        self.model = model  # registered: its tuned weights are this task's parameters
         self.family = family
         if config.head not in ("lm", "linear"):
             raise TasktuneError(f"--head '{config.head}': lm or linear")
@@ -65,12 +64,18 @@ class FineTuning(TaskModule):
             if n_labels < 2:
                 raise TasktuneError("--head linear needs a classification task with labels")
             self.classifier = nn.Linear(model.get_input_embeddings().weight.shape[1], n_labels)
-        self.tuned = selected(model, config.train_layers)
-        wanted = set(self.tuned)
-        for n, p in model.named_parameters():
-            p.requires_grad_(n in wanted)
-        if not self.tuned:
+        names = selected(model, config.train_layers)
+        if not names:
             raise TasktuneError("fine-tuning selected no parameters (model has no biases?)")
+        self.tuned = TunedBackbone(model, names)
+
+    @classmethod
+    def needs_fp32(cls, config: FineTuningConfig) -> bool:
+        return True
+
+    @classmethod
+    def precision(cls, config: FineTuningConfig) -> str:
+        return config.precision
 
     @classmethod
     def empty(cls, config: FineTuningConfig, backbone, n_virtual: int, n_labels: int = 0) -> FineTuning:
@@ -90,39 +95,21 @@ class FineTuning(TaskModule):
         module.load_tensors(tensors)
         return module
 
-    @property
-    def head_scores(self):
-        """Scores from the linear head, or None to use the objective (LM head)."""
-        return self._linear_scores if self.config.head == "linear" else None
-
-    def _linear_scores(self, backbone, inputs: dict, batch) -> torch.Tensor:
+    def head_scores(self, backbone, inputs: dict, batch, lm_scores) -> torch.Tensor:
+        """The linear head's scores, or the objective's through the LM head (PET-style cloze)."""
+        if self.config.head != "linear":
+            return lm_scores(backbone, inputs, batch)
+        model = backbone.model
         if self.family == "seq2seq":
-            enc = self.model.get_encoder()(inputs_embeds=inputs.get("inputs_embeds"), input_ids=inputs.get("input_ids"),
-                                           attention_mask=inputs["attention_mask"]).last_hidden_state
+            enc = model.get_encoder()(inputs_embeds=inputs.get("inputs_embeds"), input_ids=inputs.get("input_ids"),
+                                      attention_mask=inputs["attention_mask"]).last_hidden_state
             m = inputs["attention_mask"][..., None].to(enc.dtype)
             pooled = (enc * m).sum(1) / m.sum(1)
         else:
-            hidden = self.model.base_model(**inputs).last_hidden_state
+            hidden = model.base_model(**inputs).last_hidden_state
             pos = batch.score_pos[:, :1] if self.family == "causal" else torch.zeros_like(batch.score_pos[:, :1])
             pooled = torch.take_along_dim(hidden, pos[..., None], dim=1)[:, 0]  # answer position / [CLS]
         return self.classifier(pooled.float())
 
     def forward(self, backbone, batch) -> dict:
-        self.model.train(self.training)
         return self.place_soft(backbone, batch, None)
-
-    def export_tensors(self) -> dict[str, torch.Tensor]:
-        params = dict(self.model.named_parameters())
-        out = {f"model.{n}": params[n].detach().float().cpu().contiguous() for n in self.tuned}
-        if self.config.head == "linear":
-            out.update({f"classifier.{k}": v.detach().float().cpu() for k, v in self.classifier.state_dict().items()})
-        return out
-
-    def load_tensors(self, tensors: dict[str, torch.Tensor]) -> None:
-        if self.config.head == "linear":
-            self.classifier.load_state_dict({k[len("classifier."):]: v for k, v in tensors.items()
-                                             if k.startswith("classifier.")})
-        state = {k[len("model."):]: v for k, v in tensors.items() if k.startswith("model.")}
-        missing = self.model.load_state_dict(state, strict=False).unexpected_keys
-        if missing:
-            raise TasktuneError(f"artifact holds tensors the model lacks: {missing[:3]}")

@@ -95,6 +95,10 @@ class InContext(TaskModule):
     config_class = InContextConfig
 
     @classmethod
+    def calibrates(cls, config: InContextConfig) -> bool:
+        return config.calibrate
+
+    @classmethod
     def fit_config(cls, config: InContextConfig, train: list[Example], labels: list[str], seed: int):
         demos = choose_demos(config, train, labels, seed)
         return type(config)(**{**config.__dict__, "demos": [{"fields": d.fields, "label": d.label} for d in demos]})

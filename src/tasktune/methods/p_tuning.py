@@ -18,20 +18,17 @@ import torch
 from torch import nn
 
 from tasktune import TasktuneError
-from tasktune.methods.base import BackbonePrecision, MethodConfig, TaskModule
+from tasktune.methods.base import BackbonePrecision, SoftPromptConfig, TaskModule
 from tasktune.methods.soft_init import init_soft
+from tasktune.methods.tuned_backbone import TunedBackbone
 
 ENCODERS = ("lstm", "mlp", "identity")
 
 
 @dataclass
-class PTuningConfig(BackbonePrecision, MethodConfig):
-    prompt_length: int = 20
-    """Virtual tokens prepended when the template places no [P:n] slot of its own."""
-    init: str = "sampled-vocab"
-    """random-uniform | sampled-vocab | class-label | text (of the encoder's input embeddings)"""
-    init_text: str = ""
-    """String whose token embeddings initialise the pseudo tokens (init=text)."""
+class PTuningConfig(BackbonePrecision, SoftPromptConfig):
+    """P-tuning's soft vectors are the prompt encoder's inputs: `init` sets those."""
+
     encoder: str = "lstm"
     """Prompt encoder: lstm | mlp | identity"""
     encoder_hidden: int = 0
@@ -73,9 +70,8 @@ class PTuning(TaskModule):
         self.embedding = nn.Parameter(torch.zeros(n_virtual, width))
         self.encoder = PromptEncoder(config.encoder, width, config.encoder_hidden or width)
         self._frozen: torch.Tensor | None = None  # encoder output, reused while not training
-        if config.tune_backbone:  # the LM's weights become task parameters too
-            self.model = model
-            model.requires_grad_(True)
+        if config.tune_backbone:  # every backbone weight is trained too
+            self.tuned = TunedBackbone(model, [n for n, _ in model.named_parameters()])
 
     @classmethod
     def prefix_soft_length(cls, config: PTuningConfig) -> int:
@@ -91,11 +87,14 @@ class PTuning(TaskModule):
     def needs_fp32(cls, config: PTuningConfig) -> bool:
         return config.tune_backbone
 
+    @classmethod
+    def precision(cls, config: PTuningConfig) -> str:
+        return config.precision
+
     def param_groups(self, lr: float) -> list[dict]:
-        own = [self.embedding, *self.encoder.parameters()]
-        groups = [{"params": own, "lr": lr}]
-        if self.config.tune_backbone:
-            groups.append({"params": list(self.model.parameters()), "lr": self.config.backbone_lr})
+        groups = [{"params": [self.embedding, *self.encoder.parameters()], "lr": lr}]
+        if self.tuned is not None:
+            groups.append({"params": self.tuned.parameters(), "lr": self.config.backbone_lr})
         return groups
 
     def initialize(self, backbone, label_ids, gen: torch.Generator) -> None:
@@ -106,10 +105,7 @@ class PTuning(TaskModule):
     def train(self, mode: bool = True):
         if mode:  # parameters may change: the cached encoder output is stale
             self._frozen = None
-        super().train(mode)
-        if not self.config.tune_backbone and hasattr(self, "model"):
-            self.model.eval()
-        return self
+        return super().train(mode)
 
     def soft_vectors(self) -> torch.Tensor:
         if self.training:
@@ -126,5 +122,5 @@ class PTuning(TaskModule):
         return out
 
     def load_tensors(self, tensors: dict[str, torch.Tensor]) -> None:
-        self.load_state_dict({k: v for k, v in tensors.items() if k != "prompt"}, strict=not self.config.tune_backbone)
+        super().load_tensors({k: v for k, v in tensors.items() if k != "prompt"})
         self._frozen = tensors["prompt"].to(self.embedding.device) if "prompt" in tensors else None

@@ -8,18 +8,13 @@ import torch
 from torch import nn
 
 from tasktune import TasktuneError
-from tasktune.methods.base import MethodConfig, TaskModule
+from tasktune.artifact.files import load_artifact
+from tasktune.methods.base import SoftPromptConfig, TaskModule
 from tasktune.methods.soft_init import init_soft
 
 
 @dataclass
-class PromptTuningConfig(MethodConfig):
-    prompt_length: int = 20
-    """Virtual tokens prepended when the template places no [P:n] slot of its own."""
-    init: str = "sampled-vocab"
-    """random-uniform | sampled-vocab | class-label | text | pretrained (PPT: --init-from RUN)"""
-    init_text: str = ""
-    """String whose token embeddings initialise the prompt (init=text)."""
+class PromptTuningConfig(SoftPromptConfig):
     init_from: str = ""
     """A prompt-tuning artifact (e.g. from `tasktune pretrain-prompt`) whose prompt is the init."""
 
@@ -57,8 +52,6 @@ class PromptTuning(TaskModule):
 
 def pretrained_prompt(path: str, backbone, n: int) -> torch.Tensor:
     """The prompt of an artifact trained on this backbone, cut or repeated to n vectors."""
-    from tasktune.artifact.store import load_artifact
-
     if not path:
         raise TasktuneError("--init pretrained needs --init-from RUN (a prompt-tuning artifact)")
     meta, tensors = load_artifact(path)

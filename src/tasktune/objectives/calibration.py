@@ -10,13 +10,14 @@ from tasktune.data.readers import Example
 CONTENT_FREE = ("N/A", "", "[MASK]")
 
 
-@torch.inference_mode()
-def content_free_log_prior(task) -> torch.Tensor:
-    """[C] log of the mean label distribution over content-free inputs."""
-    rows = [Example({name: cf for name in task.template.fields}, None, "content-free") for cf in CONTENT_FREE]
-    batch, _ = task.batch(rows)
-    probs = torch.softmax(task.scores(batch).float(), -1).mean(0)
-    return probs.log().cpu()
+def content_free_examples(fields: list[str]) -> list[Example]:
+    """One example per content-free input, every template field set to it."""
+    return [Example({name: cf for name in fields}, None, "content-free") for cf in CONTENT_FREE]
+
+
+def log_prior(scores: torch.Tensor) -> torch.Tensor:
+    """[C] log of the mean label distribution of the content-free examples' scores [N, C]."""
+    return torch.softmax(scores.float(), -1).mean(0).log().cpu()
 
 
 def calibrate(scores: torch.Tensor, log_prior: torch.Tensor) -> torch.Tensor:

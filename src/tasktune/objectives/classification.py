@@ -2,51 +2,34 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-
 import torch
 import torch.nn.functional as F
 
 from tasktune.data.readers import Example
-from tasktune.engine.batch import Batch, collate
-from tasktune.engine.encoding import Row, TemplateEncoder
+from tasktune.engine.batch import Batch
 from tasktune.engine.forward import score_logprobs, sequence_scores
+from tasktune.objectives.base import Encoded, Objective, Prediction
 
 
-@dataclass
-class ClassificationObjective:
-    encoder: TemplateEncoder
-    length_norm: bool = False
+class ClassificationObjective(Objective):
     kind = "classification"
-
-    def label_index(self, ex: Example) -> int:
-        return self.encoder.verbalizer.index(ex.label, ex.where)
-
-    def label_name(self, index: int) -> str:
-        return self.labels[index]
+    mixable = True
 
     @property
     def labels(self) -> tuple[str, ...]:
         return self.encoder.verbalizer.labels
 
-    @property
-    def rows_per_example(self) -> int:
-        return 1 if self.encoder.single_token else len(self.labels)
+    def label_index(self, ex: Example) -> int:
+        return self.encoder.verbalizer.index(ex.label, ex.where)
 
-    def example_length(self, ex: Example) -> int:
-        return len(self.encoder.render(ex)[0])
+    def check(self, ex: Example, require_label: bool = False) -> None:
+        super().check(ex, require_label)
+        if ex.label is not None:
+            self.label_index(ex)
 
-    def encode(self, ex: Example) -> tuple[list[Row], int]:
-        """The rows of one example and its label index (-100 when unlabelled)."""
+    def encode(self, ex: Example) -> Encoded:
         label = self.label_index(ex) if ex.label is not None else -100
-        return self.encoder.classification_rows(ex), label
-
-    def collate(self, encoded: list[tuple[list[Row], int]], pad_id: int) -> tuple[Batch, torch.Tensor]:
-        rows = [r for ex_rows, _ in encoded for r in ex_rows]
-        return collate(rows, pad_id), torch.tensor([label for _, label in encoded])
-
-    def make_batch(self, examples: list[Example], pad_id: int) -> tuple[Batch, torch.Tensor]:
-        return self.collate([self.encode(ex) for ex in examples], pad_id)
+        return Encoded(self.encoder.classification_rows(ex), label)
 
     def scores(self, backbone, inputs: dict, batch: Batch) -> torch.Tensor:
         """[B, C] log-likelihood of each label."""
@@ -54,8 +37,29 @@ class ClassificationObjective:
         if self.encoder.single_token:
             first = torch.tensor([t[0] for t in self.encoder.label_ids], device=logp.device)
             return logp[:, 0, first]
-        return sequence_scores(logp, batch, self.length_norm).view(-1, len(self.labels))
+        return sequence_scores(logp, batch).view(-1, len(self.labels))
 
-    @staticmethod
-    def loss(scores: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
+    def loss(self, scores: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
         return F.cross_entropy(scores, labels.to(scores.device), ignore_index=-100)
+
+    def evaluation_set(self, examples: list[Example]) -> list[Example]:
+        from tasktune import TasktuneError
+
+        labeled = [ex for ex in examples if ex.label is not None]
+        if not labeled:
+            raise TasktuneError("evaluation data has no labels")
+        return labeled
+
+    def metrics(self, scores: torch.Tensor, examples: list[Example]) -> dict:
+        gold = torch.tensor([self.label_index(ex) for ex in examples])
+        pred = scores.argmax(-1)
+        acc = (pred == gold).float().mean().item()
+        per_label = {lab: int((pred == i).sum()) for i, lab in enumerate(self.labels)}
+        majority = max((gold == i).float().mean().item() for i in range(len(self.labels)))
+        return {"accuracy": acc, "score": acc, "n": len(examples), "majority_baseline": majority,
+                "predicted_counts": per_label}
+
+    def predictions(self, scores: torch.Tensor) -> list[Prediction]:
+        probs = torch.softmax(scores, -1)
+        return [Prediction(self.labels[int(p.argmax())], float(p.max()),
+                           {lab: float(x) for lab, x in zip(self.labels, p, strict=True)}) for p in probs]

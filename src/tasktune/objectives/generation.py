@@ -1,29 +1,41 @@
 """Text generation: teacher-forced loss on the target tokens only (the source is context),
 for causal LMs (source + target in one sequence) and encoder-decoders (target on the decoder).
+
+Scores are per row [sum of the target tokens' log-probs, their count]; the loss and the dev
+metric are the mean negative log-likelihood per target token. Predictions are decoded
+(engine/decode.py), and `text_metrics` scores them against references grouped per source.
 """
 
 from __future__ import annotations
-
-from dataclasses import dataclass
 
 import torch
 
 from tasktune import TasktuneError
 from tasktune.data.readers import Example
-from tasktune.engine.batch import Batch, collate
-from tasktune.engine.encoding import Row, TemplateEncoder
+from tasktune.engine.batch import Batch
+from tasktune.engine.encoding import TemplateEncoder
 from tasktune.engine.forward import score_logprobs
+from tasktune.objectives.base import Encoded, Objective
 
 
-@dataclass
-class GenerationObjective:
-    encoder: TemplateEncoder
-    target_field: str = "text"
+class GenerationObjective(Objective):
     kind = "generation"
+    decodes = True
+    reads_target_field = True
 
-    def __post_init__(self):
-        if self.encoder.family == "masked":
+    def __init__(self, encoder: TemplateEncoder, target_field: str = "text"):
+        super().__init__(encoder)
+        self._target_field = target_field
+        if encoder.family == "masked":
             raise TasktuneError("generation needs a causal or encoder-decoder model, not a masked LM")
+
+    @property
+    def target_field(self) -> str:
+        return self._target_field
+
+    @classmethod
+    def create(cls, encoder: TemplateEncoder, target_field: str | None = None) -> GenerationObjective:
+        return cls(encoder, target_field or "text")
 
     def target_ids(self, ex: Example) -> list[int]:
         text = ex.fields.get(self.target_field)
@@ -32,17 +44,13 @@ class GenerationObjective:
         tok = self.encoder.tok
         return tok(" " + text.strip(), add_special_tokens=False).input_ids + [tok.eos_token_id]
 
-    def example_length(self, ex: Example) -> int:
-        return len(self.encoder.render(ex)[0])
+    def check(self, ex: Example, require_label: bool = False) -> None:
+        """A generation example's 'label' is its target field."""
+        if require_label:
+            self.target_ids(ex)
 
-    def encode(self, ex: Example) -> tuple[list[Row], int]:
-        return [self.encoder.target_row(ex, self.target_ids(ex))], 0
-
-    def collate(self, encoded, pad_id: int) -> tuple[Batch, torch.Tensor]:
-        return collate([rows[0] for rows, _ in encoded], pad_id), torch.zeros(len(encoded), dtype=torch.long)
-
-    def make_batch(self, examples: list[Example], pad_id: int) -> tuple[Batch, torch.Tensor]:
-        return self.collate([self.encode(ex) for ex in examples], pad_id)
+    def encode(self, ex: Example) -> Encoded:
+        return Encoded([self.encoder.target_row(ex, self.target_ids(ex))], 0)
 
     def scores(self, backbone, inputs: dict, batch: Batch) -> torch.Tensor:
         """[R, 2]: summed log-prob of each row's target tokens, and their count."""
@@ -50,7 +58,20 @@ class GenerationObjective:
         tok = logp.gather(-1, batch.targets[..., None]).squeeze(-1) * batch.score_mask
         return torch.stack([tok.sum(-1), batch.score_mask.sum(-1).to(tok.dtype)], dim=-1)
 
-    @staticmethod
-    def loss(scores: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
+    def loss(self, scores: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
         """Mean negative log-likelihood per target token."""
         return -scores[:, 0].sum() / scores[:, 1].sum().clamp(min=1)
+
+    def metrics(self, scores: torch.Tensor, examples: list[Example]) -> dict:
+        nll = float(-scores[:, 0].sum()) / max(float(scores[:, 1].sum()), 1.0)
+        return {"loss": nll, "score": -nll, "n": len(examples)}
+
+    def sources(self, examples: list[Example]) -> tuple[list[Example], list[list[str]]]:
+        """One example per distinct source (all fields but the target) and its references."""
+        groups: dict[tuple, list[str]] = {}
+        first: dict[tuple, Example] = {}
+        for ex in examples:
+            key = tuple(sorted((k, v) for k, v in ex.fields.items() if k != self.target_field))
+            groups.setdefault(key, []).append(ex.fields[self.target_field])
+            first.setdefault(key, ex)
+        return list(first.values()), list(groups.values())

@@ -7,21 +7,18 @@ and are reported as excluded.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-
 import torch
 import torch.nn.functional as F
 
 from tasktune.data.readers import Example
-from tasktune.engine.batch import Batch, collate
-from tasktune.engine.encoding import Row, TemplateEncoder
+from tasktune.engine.batch import Batch
 from tasktune.engine.forward import score_logprobs
+from tasktune.objectives.base import Encoded, Objective, Prediction
 
 
-@dataclass
-class VocabularyObjective:
-    encoder: TemplateEncoder
+class VocabularyObjective(Objective):
     kind = "vocabulary"
+    reads_facts = True
 
     def label_index(self, ex: Example) -> int:
         ids = self.encoder.tok(" " + ex.label.strip(), add_special_tokens=False).input_ids
@@ -30,22 +27,34 @@ class VocabularyObjective:
     def label_name(self, index: int) -> str:
         return self.encoder.tok.decode([index]).strip()
 
-    def example_length(self, ex: Example) -> int:
-        return len(self.encoder.render(ex)[0])
-
-    def encode(self, ex: Example) -> tuple[list[Row], int]:
+    def encode(self, ex: Example) -> Encoded:
         label = self.label_index(ex) if ex.label is not None else -100
-        return [self.encoder.answer_row(ex)], label
-
-    def collate(self, encoded, pad_id: int) -> tuple[Batch, torch.Tensor]:
-        return collate([rows[0] for rows, _ in encoded], pad_id), torch.tensor([label for _, label in encoded])
-
-    def make_batch(self, examples: list[Example], pad_id: int) -> tuple[Batch, torch.Tensor]:
-        return self.collate([self.encode(ex) for ex in examples], pad_id)
+        return Encoded([self.encoder.answer_row(ex)], label)
 
     def scores(self, backbone, inputs: dict, batch: Batch) -> torch.Tensor:
         return score_logprobs(backbone, inputs, batch)[:, 0, :]
 
-    @staticmethod
-    def loss(scores: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
+    def loss(self, scores: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
         return F.cross_entropy(scores, labels.to(scores.device), ignore_index=-100)
+
+    def evaluation_set(self, examples: list[Example]) -> list[Example]:
+        from tasktune import TasktuneError
+
+        labeled = [ex for ex in examples if ex.label is not None]
+        if not labeled:
+            raise TasktuneError("evaluation data has no labels")
+        return labeled
+
+    def metrics(self, scores: torch.Tensor, examples: list[Example]) -> dict:
+        gold = torch.tensor([self.label_index(ex) for ex in examples])
+        pred = scores.argmax(-1)
+        keep = gold >= 0
+        p1 = (pred[keep] == gold[keep]).float().mean().item() if bool(keep.any()) else 0.0
+        return {"p_at_1": p1, "accuracy": p1, "score": p1, "n": int(keep.sum()),
+                "n_multi_token_excluded": int((~keep).sum())}
+
+    def predictions(self, scores: torch.Tensor) -> list[Prediction]:
+        top = torch.softmax(scores, -1).topk(5, dim=-1)
+        return [Prediction(self.label_name(int(i[0])), float(v[0]),
+                           {self.label_name(int(j)): float(x) for j, x in zip(i, v, strict=True)})
+                for v, i in zip(top.values, top.indices, strict=True)]

@@ -13,6 +13,7 @@ with the EMA values swapped into the trainable tensors: no second copy of frozen
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from contextlib import contextmanager
 from dataclasses import dataclass
 
@@ -62,34 +63,43 @@ def _project(d: torch.Tensor, eps: float, norm: str) -> torch.Tensor:
     return d.clamp(-eps, eps)
 
 
+Scores = Callable[[dict], torch.Tensor]
+
+
 class Smart:
-    def __init__(self, config: SmartConfig, module: torch.nn.Module):
+    """The regulariser of one training run. It sees tensors and callables, never the task:
+    `forward()` is the method's forward of the current batch (backbone inputs), `score(inputs)`
+    the scores of backbone inputs, `criterion(scores, labels)` the task loss, `embed(ids)` the
+    backbone's input embeddings."""
+
+    def __init__(self, config: SmartConfig, params: list[torch.nn.Parameter]):
         self.cfg = config
-        self.params = [p for p in module.parameters() if p.requires_grad]
+        self.params = list(params)
         self.teacher = [p.detach().clone() for p in self.params] if config.smart_mu else []
 
-    def _scores(self, task, inputs: dict, batch, embeds: torch.Tensor) -> torch.Tensor:
-        return task.scores_from_inputs({**inputs, "inputs_embeds": embeds}, batch)
-
     @staticmethod
-    def _embeds(task, inputs: dict) -> dict:
+    def _embeds(inputs: dict, embed: Callable[[torch.Tensor], torch.Tensor]) -> dict:
         if "inputs_embeds" in inputs:
             return inputs
         rest = {k: v for k, v in inputs.items() if k != "input_ids"}
-        return {**rest, "inputs_embeds": task.backbone.embed(inputs["input_ids"])}
+        return {**rest, "inputs_embeds": embed(inputs["input_ids"])}
 
-    def adversarial(self, task, inputs: dict, batch, clean: torch.Tensor) -> torch.Tensor:
+    @staticmethod
+    def _scores(score: Scores, inputs: dict, embeds: torch.Tensor) -> torch.Tensor:
+        return score({**inputs, "inputs_embeds": embeds})
+
+    def adversarial(self, score: Scores, inputs: dict, clean: torch.Tensor) -> torch.Tensor:
         """R_s: the perturbation is searched with the clean prediction fixed; its gradient
         flows to the parameters through both the perturbed and (final) clean predictions."""
         cfg, x = self.cfg, inputs["inputs_embeds"]
         delta = torch.randn_like(x, dtype=torch.float32) * cfg.smart_noise ** 0.5
         for _ in range(cfg.smart_steps):
             delta.requires_grad_(True)
-            div = sym_kl(self._scores(task, inputs, batch, x.detach() + delta.to(x.dtype)), clean.detach())
+            div = sym_kl(self._scores(score, inputs, x.detach() + delta.to(x.dtype)), clean.detach())
             (grad,) = torch.autograd.grad(div, delta)
             delta = _project(delta.detach() + cfg.smart_step * _normalise(grad, cfg.smart_norm), cfg.smart_eps,
                              cfg.smart_norm)
-        return sym_kl(self._scores(task, inputs, batch, x + delta.to(x.dtype)), clean)
+        return sym_kl(self._scores(score, inputs, x + delta.to(x.dtype)), clean)
 
     @contextmanager
     def _teacher_weights(self):
@@ -102,15 +112,16 @@ class Smart:
             for p, s in zip(self.params, saved, strict=True):
                 p.data = s
 
-    def loss(self, task, batch, labels: torch.Tensor, module) -> torch.Tensor:
-        inputs = self._embeds(task, module(task.backbone, batch))
-        clean = task.scores_from_inputs(inputs, batch)
-        total = task.objective.loss(clean, labels)
+    def loss(self, forward: Callable[[], dict], score: Scores, criterion, labels: torch.Tensor,
+             embed: Callable[[torch.Tensor], torch.Tensor]) -> torch.Tensor:
+        inputs = self._embeds(forward(), embed)
+        clean = score(inputs)
+        total = criterion(clean, labels)
         if self.cfg.smart_lambda:
-            total = total + self.cfg.smart_lambda * self.adversarial(task, inputs, batch, clean)
+            total = total + self.cfg.smart_lambda * self.adversarial(score, inputs, clean)
         if self.cfg.smart_mu:
             with torch.no_grad(), self._teacher_weights():
-                teacher = task.scores_from_inputs(self._embeds(task, module(task.backbone, batch)), batch)
+                teacher = score(self._embeds(forward(), embed))
             total = total + self.cfg.smart_mu * sym_kl(clean, teacher)
         return total
 

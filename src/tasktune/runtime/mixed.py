@@ -24,9 +24,8 @@ from tasktune.methods.base import TaskModule
 
 
 def can_mix(task) -> bool:
-    m = task.module
-    return (task.objective.kind == "classification" and task.encoder.single_token and not m.provides_kv
-            and not m.needs_fp32(m.config) and not hasattr(m, "model"))
+    """Declared by the objective and the method (see their `mixable`), plus single-token answers."""
+    return task.objective.mixable and task.encoder.single_token and task.module.mixable(task.module.config)
 
 
 @torch.inference_mode()

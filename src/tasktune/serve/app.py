@@ -35,7 +35,7 @@ class _Pending:
 class TaskServer:
     def __init__(self, artifacts: list[str | Path], backbone=None, dtype: str = "auto", max_batch: int = 32,
                  max_wait_ms: float = 5.0):
-        from tasktune.artifact import load_task
+        from tasktune.build import load_task
 
         if not artifacts:
             raise TasktuneError("serve needs at least one artifact folder")
@@ -79,16 +79,11 @@ class TaskServer:
             index = {names[i]: k for k, i in enumerate(order)}
             scores = mixed_scores(sub, [(index[batch[i].task], batch[i].example) for i in mix])
             for i, s in zip(mix, scores, strict=True):
-                results[i] = _prediction(self.tasks[batch[i].task], s)
+                results[i] = self.tasks[batch[i].task].objective.predictions(s[None])[0].to_dict()
         for name in {batch[i].task for i in range(len(batch)) if i not in results}:
             idx = [i for i, p in enumerate(batch) if p.task == name and i not in results]
-            task = self.tasks[name]
-            if task.objective.kind == "generation":
-                outs = task.generate([batch[i].example for i in idx], beams=1)
-                preds = [{"output": o} for o in outs]
-            else:
-                preds = task.predict([batch[i].example for i in idx])
-            results.update(dict(zip(idx, preds, strict=True)))
+            preds = self.tasks[name].predict([batch[i].example for i in idx], beams=1)
+            results.update({i: p.to_dict() for i, p in zip(idx, preds, strict=True)})
         self.batches_run += 1
         return [results[i] for i in range(len(batch))]
 
@@ -121,15 +116,6 @@ class TaskServer:
         for p in pending:
             await self.queue.put(p)
         return list(await asyncio.gather(*(p.future for p in pending)))
-
-
-def _prediction(task, scores) -> dict:
-    import torch
-
-    probs = torch.softmax(scores, -1)
-    best = int(probs.argmax())
-    return {"label": task.verbalizer.labels[best], "score": float(probs[best]),
-            "scores": {lab: float(p) for lab, p in zip(task.verbalizer.labels, probs, strict=True)}}
 
 
 def create_app(server: TaskServer):

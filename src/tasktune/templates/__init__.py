@@ -1,4 +1,4 @@
-from tasktune.templates.presets import default_template
+from tasktune.templates.defaults import default_template
 from tasktune.templates.template import Answer, Field, Soft, Template, Text
 from tasktune.templates.verbalizer import Verbalizer
 

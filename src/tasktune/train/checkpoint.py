@@ -12,13 +12,13 @@ from pathlib import Path
 import torch
 from safetensors.torch import load_file
 
-from tasktune.artifact.store import atomic_save_tensors, atomic_write_bytes
+from tasktune.artifact.files import atomic_save_tensors, atomic_write_bytes
 
 TENSORS, STATE = "state.safetensors", "state.json"
 
 
 def save_checkpoint(folder: Path, module, optimizer, scheduler, progress: dict) -> None:
-    tensors = {f"module.{k}": v.detach().cpu() for k, v in module.state_dict().items()}
+    tensors = {f"module.{k}": v.detach().cpu() for k, v in module.checkpoint_state().items()}
     opt = optimizer.state_dict()
     scalars: dict = {}
     for idx, state in opt["state"].items():
@@ -37,7 +37,7 @@ def save_checkpoint(folder: Path, module, optimizer, scheduler, progress: dict) 
 def load_checkpoint(folder: Path, module, optimizer, scheduler) -> dict:
     meta = json.loads((folder / STATE).read_text())
     tensors = load_file(str(folder / TENSORS))
-    module.load_state_dict({k[len("module."):]: v for k, v in tensors.items() if k.startswith("module.")})
+    module.load_checkpoint_state({k[len("module."):]: v for k, v in tensors.items() if k.startswith("module.")})
     state: dict[int, dict] = {}
     for key, value in tensors.items():
         if key.startswith("optim."):

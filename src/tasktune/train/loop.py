@@ -20,7 +20,8 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 from safetensors.torch import load_file
 
 from tasktune import TasktuneError
-from tasktune.artifact.store import WEIGHTS, save_task
+from tasktune.artifact.files import WEIGHTS
+from tasktune.artifact.store import save_task
 from tasktune.data.readers import Example
 from tasktune.regularizers.smart import Smart, SmartConfig
 from tasktune.train.checkpoint import has_checkpoint, load_checkpoint, save_checkpoint
@@ -50,29 +51,32 @@ def train(task, train_set: list[Example], dev_set: list[Example], cfg: TrainConf
     out = Path(out)
     if task.module.trainable_parameters() == 0:
         return _no_training(task, dev_set, cfg, out, extra_meta)
-    acc = Accelerator(cpu=task.backbone.device.type == "cpu")
-    task.backbone.model.to(acc.device)
+    accelerator = Accelerator(cpu=task.backbone.device.type == "cpu")
+    task.backbone.model.to(accelerator.device)
     torch.manual_seed(cfg.seed)
     objective, module = task.objective, task.module
     encoded = [objective.encode(ex) for ex in train_set]  # tokenise once
     lengths = encoded_lengths(encoded)
 
     lr = cfg.lr or module.default_lr
-    params = [p for p in module.parameters() if p.requires_grad]
+    params = module.trainable()
     optimizer = make_optimizer(cfg.optimizer, module.param_groups(lr), lr, cfg.weight_decay)
     scheduler = warmup_linear(optimizer, int(cfg.warmup_ratio * cfg.max_steps), cfg.max_steps)
-    wrapped, optimizer = acc.prepare(module, optimizer)
-    reg = Smart(smart, module) if smart is not None and smart.smart else None
+    wrapped, optimizer = accelerator.prepare(module, optimizer)
+    reg = Smart(smart, params) if smart is not None and smart.smart else None
+    distributed = accelerator.num_processes > 1
+    # tuned backbone weights live outside the (DDP-wrapped) task module: their gradients are averaged here
+    outside_ddp = module.tuned.parameters() if module.tuned is not None and distributed else []
 
     progress = {"step": 0, "best": None, "best_step": None, "bad_evals": 0, "tokens": 0, "seconds": 0.0}
     ckpt = out / "checkpoint"
     if resume and has_checkpoint(ckpt):
-        progress = load_checkpoint(ckpt, acc.unwrap_model(wrapped), optimizer.optimizer, scheduler)
-    log = MetricsLog(out / "metrics.jsonl", acc.is_main_process)
+        progress = load_checkpoint(ckpt, accelerator.unwrap_model(wrapped), optimizer.optimizer, scheduler)
+    log = MetricsLog(out / "metrics.jsonl", accelerator.is_main_process)
     out.mkdir(parents=True, exist_ok=True)
 
-    stream = batch_stream(lengths, cfg.batch_size, cfg.seed, acc.process_index, acc.num_processes)
-    budget = cfg.micro_batch_tokens if cfg.micro_batch_tokens >= 0 else (768 if acc.device.type == "cpu" else 0)
+    stream = batch_stream(lengths, cfg.batch_size, cfg.seed, accelerator.process_index, accelerator.num_processes)
+    budget = cfg.micro_batch_tokens if cfg.micro_batch_tokens >= 0 else (768 if accelerator.device.type == "cpu" else 0)
     for _ in range(progress["step"] * cfg.grad_accum):  # resume: same data order, skip what was seen
         next(stream)
 
@@ -86,37 +90,44 @@ def train(task, train_set: list[Example], dev_set: list[Example], cfg: TrainConf
         log.write({"step": step, **{f"dev_{k}": v for k, v in metrics.items() if k != "predicted_counts"}})
         if progress["best"] is None or score > progress["best"]:
             progress.update(best=score, best_step=step, bad_evals=0)
-            if acc.is_main_process:
+            if accelerator.is_main_process:
                 save_task(task, out, {**meta, "metrics": {"dev": metrics, "step": step}})
         else:
             progress["bad_evals"] += 1
         wrapped.train()
 
     losses: list[float] = []
-    with checkpointing(task, cfg.gradient_checkpointing), _progress(quiet or not acc.is_main_process) as bar:
+    with checkpointing(task, cfg.gradient_checkpointing), _progress(quiet or not accelerator.is_main_process) as bar:
         job = bar.add_task("train", total=cfg.max_steps, completed=progress["step"], info="")
         wrapped.train()
         while progress["step"] < cfg.max_steps:
             t0 = time.perf_counter()
             step_loss, step_tokens = 0.0, 0
-            with task.optimizer_step(distributed=acc.num_processes > 1):
+            with task.optimizer_step(distributed=distributed):
                 for micro in range(cfg.grad_accum):
                     _, idx = next(stream)
                     pieces = micro_batches(idx, lengths, budget)
                     for k, piece in enumerate(pieces):
                         batch, labels = objective.collate([encoded[i] for i in piece], task.pad_id)
-                        batch = batch.to(acc.device)
+                        batch = batch.to(accelerator.device)
                         step_tokens += batch.real_tokens
                         sync = micro == cfg.grad_accum - 1 and k == len(pieces) - 1
-                        ctx = acc.no_sync(wrapped) if not sync and acc.num_processes > 1 else nullcontext()
+                        ctx = accelerator.no_sync(wrapped) if not sync and distributed else nullcontext()
                         with ctx:
-                            loss = reg.loss(task, batch, labels, wrapped) if reg else \
-                                objective.loss(task.scores(batch, wrapped), labels)
+                            if reg:
+                                loss = reg.loss(lambda b=batch: wrapped(task.backbone, b),
+                                                lambda inputs, b=batch: task.scores_from_inputs(inputs, b),
+                                                objective.loss, labels, task.backbone.embed)
+                            else:
+                                loss = objective.loss(task.scores(batch, wrapped), labels)
                             loss = loss * len(piece) / len(idx) / cfg.grad_accum  # a piece's share of the batch mean
-                            acc.backward(loss)
+                            accelerator.backward(loss)
                         step_loss += loss.item()
+            for p in outside_ddp:
+                if p.grad is not None:
+                    p.grad = accelerator.reduce(p.grad, reduction="mean")
             if cfg.max_grad_norm:
-                acc.clip_grad_norm_(params, cfg.max_grad_norm)
+                accelerator.clip_grad_norm_(params, cfg.max_grad_norm)
             optimizer.step()
             if reg:
                 reg.after_step()
@@ -133,18 +144,18 @@ def train(task, train_set: list[Example], dev_set: list[Example], cfg: TrainConf
                 losses.clear()
             if (cfg.eval_every and step % cfg.eval_every == 0) or step == cfg.max_steps:
                 evaluate(step)
-            if acc.is_main_process and (step % cfg.save_every == 0 or step == cfg.max_steps):
-                save_checkpoint(ckpt, acc.unwrap_model(wrapped), optimizer.optimizer, scheduler, progress)
+            if accelerator.is_main_process and (step % cfg.save_every == 0 or step == cfg.max_steps):
+                save_checkpoint(ckpt, accelerator.unwrap_model(wrapped), optimizer.optimizer, scheduler, progress)
             best = progress["best"]
             info = f"loss {step_loss:.3f}" + (f" dev {best:.3f}" if dev_set and best is not None else "")
             bar.update(job, completed=step, info=info)
             if cfg.patience and progress["bad_evals"] >= cfg.patience:
                 break
             if stop_after is not None and step >= stop_after:  # pause: checkpoint and return
-                if acc.is_main_process:
-                    save_checkpoint(ckpt, acc.unwrap_model(wrapped), optimizer.optimizer, scheduler, progress)
+                if accelerator.is_main_process:
+                    save_checkpoint(ckpt, accelerator.unwrap_model(wrapped), optimizer.optimizer, scheduler, progress)
                 break
-    acc.wait_for_everyone()
+    accelerator.wait_for_everyone()
     if progress["best_step"] != progress["step"] and (out / WEIGHTS).is_file():
         module.load_tensors(load_file(str(out / WEIGHTS)))  # leave the best weights in the task
     return {"best_step": progress["best_step"], "best_dev_score": progress["best"] if dev_set else None,

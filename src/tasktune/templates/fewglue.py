@@ -15,36 +15,36 @@ NLI2 = {"entailment": " Yes", "not_entailment": " No"}
 
 
 @dataclass(frozen=True)
-class TaskPreset:
+class FewGluePreset:
     name: str
     patterns: tuple[str, ...]
     verbalizer: dict
     p_tuning: str
 
 
-PRESETS = {p.name: p for p in (
-    TaskPreset("boolq", (
+FEWGLUE_PRESETS = {p.name: p for p in (
+    FewGluePreset("boolq", (
         "{passage}\nQuestion: {question}?\nAnswer:{answer}",
         "{passage}\nBased on the previous passage, {question}?{answer}",
         "Based on the following passage, {question}? {passage}\nAnswer:{answer}",
     ), YES_NO, "[P:3] {passage}\n[P:3] Question: {question}? [P:3]\nAnswer:{answer}"),
-    TaskPreset("cb", (
+    FewGluePreset("cb", (
         "{premise}\nQuestion: {hypothesis} Yes, No or Maybe?\nAnswer:{answer}",
         "\"{premise}\"\nQuestion: \"{hypothesis}\"?\nAnswer:{answer}",
         "{premise} Based on the previous passage, is it true that \"{hypothesis}\"? Yes, No, or Maybe?{answer}",
     ), NLI3, "[P:3] {premise}\n[P:3] Question: {hypothesis} ? [P:3]\nAnswer:{answer}"),
-    TaskPreset("rte", (
+    FewGluePreset("rte", (
         "{premise}\nQuestion: {hypothesis} Yes or No?\nAnswer:{answer}",
         "\"{premise}\"\nQuestion: \"{hypothesis}\"?\nAnswer:{answer}",
         "{premise} Based on the previous passage, is it true that \"{hypothesis}\"? Yes or No?{answer}",
     ), NLI2, "[P:3] {premise}\n[P:3] Question: {hypothesis} ? [P:3]\nAnswer:{answer}"),
-    TaskPreset("copa", (
+    FewGluePreset("copa", (
         "{premise} What was the {question} of this?{answer}",
         "{premise} The {question} was that{answer}",
         "Premise: {premise}\nWhat was the {question}? Answer:{answer}",
     ), {"0": " {choice1}", "1": " {choice2}"},
         "[P:3] {premise} [P:3] {question} ? [P:3]{answer}"),
-    TaskPreset("wic", (
+    FewGluePreset("wic", (
         "{sentence1}\n{sentence2}\nQuestion: Is the word '{word}' used in the same sense in the two sentences "
         "above?\nAnswer:{answer}",
         "\"{sentence1}\" / \"{sentence2}\". Similar sense of \"{word}\"?{answer}",
@@ -55,9 +55,9 @@ PRESETS = {p.name: p for p in (
 
 def preset_template(name: str, pattern: int, method: str) -> tuple[str, dict]:
     """(template, verbalizer) of a preset; P-tuning gets the preset's pseudo-token pattern."""
-    if name not in PRESETS:
-        raise TasktuneError(f"unknown preset '{name}': choose from {', '.join(PRESETS)}")
-    preset = PRESETS[name]
+    if name not in FEWGLUE_PRESETS:
+        raise TasktuneError(f"unknown preset '{name}': choose from {', '.join(FEWGLUE_PRESETS)}")
+    preset = FEWGLUE_PRESETS[name]
     if method == "p-tuning":
         return preset.p_tuning, preset.verbalizer
     if not 0 <= pattern < len(preset.patterns):

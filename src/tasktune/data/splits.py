@@ -1,4 +1,4 @@
-"""A task's splits, from a file, a folder of splits, the bundled demo, or a hub dataset."""
+"""A dataset's splits (train, dev, test), from a file, a folder of splits, the bundled demo, or a hub dataset."""
 
 from __future__ import annotations
 
@@ -13,7 +13,7 @@ DEMO_DIR = Path(__file__).parent / "demo"
 
 
 @dataclass
-class TaskData:
+class DataSplits:
     train: list[Example]
     dev: list[Example]
     test: list[Example]
@@ -43,12 +43,12 @@ def find_split(folder: Path, split: str) -> Path | None:
     return None
 
 
-def load_task_data(
+def load_splits(
     source: str | None,
     field_map: dict[str, str] | None = None,
     label_field: str = "label",
     explode: str | None = None,
-) -> TaskData:
+) -> DataSplits:
     """`source`: None (bundled demo), a folder with train/dev/test files, one file, or a hub name."""
     if source is None:
         source = str(DEMO_DIR)
@@ -59,14 +59,14 @@ def load_task_data(
         if not any(splits.values()):
             raise TasktuneError(f"{path}: folder has no train/dev/test .jsonl, .csv or .tsv file")
         loaded = {s: read_examples(p, **kw) if p else [] for s, p in splits.items()}
-        return TaskData(loaded["train"], loaded["dev"], loaded["test"], str(path))
+        return DataSplits(loaded["train"], loaded["dev"], loaded["test"], str(path))
     if path.is_file() or path.suffix.lower() in SUFFIXES or "/" in source and path.parent.exists():
         rows = read_examples(path, **kw)
-        return TaskData(rows, [], [], str(path))
+        return DataSplits(rows, [], [], str(path))
     return _load_hub(source, field_map or {}, label_field)
 
 
-def _load_hub(name: str, field_map: dict[str, str], label_field: str) -> TaskData:
+def _load_hub(name: str, field_map: dict[str, str], label_field: str) -> DataSplits:
     """A Hugging Face dataset name such as `glue/sst2` (needs network and `datasets`)."""
     try:
         import datasets
@@ -93,4 +93,4 @@ def _load_hub(name: str, field_map: dict[str, str], label_field: str) -> TaskDat
                 label = names[label] if label >= 0 else None
             fields = {k: str(v) for k, v in row.items() if isinstance(v, (str, int, float))}
             out[key].append(Example(fields, None if label is None else str(label), f"{name}[{split_name}]:{i}"))
-    return TaskData(out["train"], out["dev"], out["test"], name)
+    return DataSplits(out["train"], out["dev"], out["test"], name)
