@@ -182,3 +182,24 @@ def test_prefix_tuning_on_encoder_models_trains_and_reloads(kind, data_dir, tmp_
     trained = json.loads(result.stdout.strip().splitlines()[-1])
     result, err = run("eval", out, "--data", data_dir / "dev.jsonl", "--json")
     assert err is None and json.loads(result.stdout)["accuracy"] == pytest.approx(trained["best_dev_score"])
+
+
+@pytest.mark.parametrize("method", ["prefix-tuning", "prompt-tuning"])
+def test_generation_commands_of_the_readme(tiny_dir, tmp_path, method):
+    """train --objective generation, eval --beams, predict --text: the README's table-to-text lines."""
+    rows = [{"table": f"name : {n} area : city", "text": f"the {n} is in the city"} for n in ("paris", "london")] * 6
+    write_jsonl(tmp_path / "e2e" / "train.jsonl", rows)
+    write_jsonl(tmp_path / "e2e" / "valid.jsonl", rows[:4])
+    out = tmp_path / "gen"
+    result, err = run("train", "--method", method, "--objective", "generation", "--data", tmp_path / "e2e",
+                      "--output", out, "--model", tiny_dir, "--dtype", "float32", "--max-steps", 3, "--batch-size", 4,
+                      "--prompt-length", 2, "--prefix-length", 2, "--quiet")
+    assert err is None and result.exit_code == 0, result.stdout
+    assert json.loads((out / "tasktune.json").read_text())["objective"] == "generation"
+    result, err = run("eval", out, "--data", tmp_path / "e2e" / "valid.jsonl", "--json", "--beams", 2,
+                      "--max-new-tokens", 4)
+    assert err is None
+    metrics = json.loads(result.stdout)
+    assert {"bleu", "rouge_l", "tokens_per_second"} <= set(metrics) and metrics["n"] == 2  # grouped per source
+    result, err = run("predict", out, "--text", "name : paris area : city", "--max-new-tokens", 4, "--beams", 1)
+    assert err is None and result.exit_code == 0 and isinstance(result.stdout, str)
