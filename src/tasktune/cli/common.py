@@ -75,17 +75,18 @@ def eval_examples(path: str, field_map: dict[str, str], label_field: str,
 
 
 def check_output_dir(out: Path, overwrite: bool, resume: bool) -> None:
-    """Never destroy a previous run by accident."""
-    holds_run = (out / "tasktune.json").exists() or (out / "checkpoint").exists()
-    if holds_run and not (overwrite or resume):
+    """Never destroy a previous run by accident. Nothing is touched here: a run writes into a work
+    folder beside OUT and replaces OUT in one step only when it ends (train/run_folder.py)."""
+    from tasktune.train.run_folder import holds_run
+
+    if overwrite and resume:
+        raise TasktuneError("--overwrite and --resume contradict each other: choose one")
+    if holds_run(out) and not (overwrite or resume):
         raise TasktuneError(f"{out} already holds a run: pass --overwrite to replace it or --resume to continue it")
     if out.exists() and not out.is_dir():
         raise TasktuneError(f"{out} exists and is not a folder")
-    if overwrite and not resume:
-        import shutil
-
-        shutil.rmtree(out / "checkpoint", ignore_errors=True)
-        (out / "metrics.jsonl").unlink(missing_ok=True)
+    if out.exists() and not holds_run(out) and any(out.iterdir()):
+        raise TasktuneError(f"{out} is a folder that holds no run: choose an empty or new --output")
 
 
 @dataclass
@@ -105,6 +106,7 @@ def _classification_source(kw: dict, method: str) -> TaskSource:
     from tasktune.templates.fewglue import preset_template
 
     data = load_data(kw["data"], parse_field_map(kw["text_field"], kw["field"]), kw["label_field"])
+    data.check_labels()
     template, verbalizer = kw["template"] or default_template(data.fields, data.labels), kw["verbalizer"]
     if kw["preset"]:
         preset_tmpl, verbalizer = preset_template(kw["preset"], kw["pattern"], method)

@@ -19,9 +19,21 @@ class Example:
     where: str = ""  # "file:line", for error messages
 
 
+def _check_utf8(path: Path) -> None:
+    """A file that is not UTF-8 text is named with the line of its first bad byte."""
+    data = path.read_bytes()
+    try:
+        data.decode("utf-8")
+    except UnicodeDecodeError as e:
+        line = data[: e.start].count(b"\n") + 1
+        raise TasktuneError(f"{path}:{line}: not UTF-8 text (byte 0x{data[e.start]:02x} at offset {e.start})") \
+            from None
+
+
 def iter_rows(path: Path):
     """Yield (line number, dict) for every data row of the file."""
     suffix = path.suffix.lower()
+    _check_utf8(path)
     with path.open(encoding="utf-8", newline="") as f:
         if suffix in (".jsonl", ".json"):
             for lineno, line in enumerate(f, 1):

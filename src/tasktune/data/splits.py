@@ -21,12 +21,21 @@ class DataSplits:
 
     @property
     def labels(self) -> list[str]:
-        """Label set, in first-seen order of the training split (then dev, test)."""
+        """Label set, in first-seen order of the training split: a dev or test label train never saw
+        is an error naming its row (check_labels), never a new class. Without a train split (an
+        evaluation-only folder), the labels of dev then test."""
         seen: dict[str, None] = {}
-        for ex in self.train + self.dev + self.test:
+        for ex in self.train or (self.dev + self.test):
             if ex.label is not None:
                 seen.setdefault(ex.label, None)
         return list(seen)
+
+    def check_labels(self) -> None:
+        known = set(self.labels)
+        for ex in self.dev + self.test:
+            if ex.label is not None and ex.label not in known:
+                raise TasktuneError(f"{ex.where}: label '{ex.label}' does not occur in the training split "
+                                    f"(labels: {', '.join(sorted(known))})")
 
     @property
     def fields(self) -> list[str]:

@@ -1,23 +1,26 @@
 """Resumable training state, without pickle: tensors in safetensors, the rest in JSON.
 
-Written atomically into OUT/checkpoint/ (state.safetensors first, state.json last), so a
-kill at any moment leaves the previous complete checkpoint.
+Written into a sibling folder and swapped in whole (artifact/folders.py), so a kill at any
+moment leaves the previous complete checkpoint or the new one, never one file of each.
 """
 
 from __future__ import annotations
 
 import json
+import shutil
 from pathlib import Path
 
 import torch
 from safetensors.torch import load_file
 
 from tasktune.artifact.files import atomic_save_tensors, atomic_write_bytes
+from tasktune.artifact.folders import commit_folder
 
 TENSORS, STATE = "state.safetensors", "state.json"
 
 
-def save_checkpoint(folder: Path, module, optimizer, scheduler, progress: dict) -> None:
+def save_checkpoint(folder: Path, module, optimizer, scheduler, progress: dict, run: dict | None = None) -> None:
+    """`run`: what the checkpoint belongs to (spec, settings), checked on resume."""
     tensors = {f"module.{k}": v.detach().cpu() for k, v in module.checkpoint_state().items()}
     opt = optimizer.state_dict()
     scalars: dict = {}
@@ -29,9 +32,12 @@ def save_checkpoint(folder: Path, module, optimizer, scheduler, progress: dict) 
                 scalars[f"{idx}.{name}"] = value
     tensors["rng.torch"] = torch.get_rng_state()
     meta = {"progress": progress, "param_groups": opt["param_groups"], "optim_scalars": scalars,
-            "scheduler": {k: v for k, v in scheduler.state_dict().items() if k != "lr_lambdas"}}
-    atomic_save_tensors(folder / TENSORS, tensors)
-    atomic_write_bytes(folder / STATE, json.dumps(meta, indent=1).encode())
+            "scheduler": {k: v for k, v in scheduler.state_dict().items() if k != "lr_lambdas"}, "run": run}
+    staged = folder.parent / f".{folder.name}.new"
+    shutil.rmtree(staged, ignore_errors=True)
+    atomic_save_tensors(staged / TENSORS, tensors)
+    atomic_write_bytes(staged / STATE, json.dumps(meta, indent=1).encode())
+    commit_folder(staged, folder)
 
 
 def load_checkpoint(folder: Path, module, optimizer, scheduler) -> dict:

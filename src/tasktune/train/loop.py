@@ -20,13 +20,12 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 from safetensors.torch import load_file
 
 from tasktune import TasktuneError
-from tasktune.artifact.files import WEIGHTS
-from tasktune.artifact.store import save_task
 from tasktune.data.readers import Example
 from tasktune.regularizers.smart import Smart, SmartConfig
-from tasktune.train.checkpoint import has_checkpoint, load_checkpoint, save_checkpoint
+from tasktune.train.checkpoint import load_checkpoint, save_checkpoint
 from tasktune.train.config import TrainConfig
 from tasktune.train.optim import make_optimizer, warmup_linear
+from tasktune.train.run_folder import RunFolder
 from tasktune.train.sampler import batch_stream, encoded_lengths, micro_batches
 
 
@@ -69,11 +68,14 @@ def train(task, train_set: list[Example], dev_set: list[Example], cfg: TrainConf
     outside_ddp = module.tuned.parameters() if module.tuned is not None and distributed else []
 
     progress = {"step": 0, "best": None, "best_step": None, "bad_evals": 0, "tokens": 0, "seconds": 0.0}
-    ckpt = out / "checkpoint"
-    if resume and has_checkpoint(ckpt):
+    run = RunFolder(out, accelerator.is_main_process)
+    ckpt = run.checkpoint
+    run_record = {"spec": task.spec().to_dict(), "train_config": dict(cfg.__dict__), "train_examples": len(train_set)}
+    if run.open(resume):
+        run.check_resumable(run.read_state(), run_record)
         progress = load_checkpoint(ckpt, accelerator.unwrap_model(wrapped), optimizer.optimizer, scheduler)
-    log = MetricsLog(out / "metrics.jsonl", accelerator.is_main_process)
-    out.mkdir(parents=True, exist_ok=True)
+    accelerator.wait_for_everyone()
+    log = MetricsLog(run.metrics, accelerator.is_main_process)
 
     stream = batch_stream(lengths, cfg.batch_size, cfg.seed, accelerator.process_index, accelerator.num_processes)
     budget = cfg.micro_batch_tokens if cfg.micro_batch_tokens >= 0 else (768 if accelerator.device.type == "cpu" else 0)
@@ -91,7 +93,7 @@ def train(task, train_set: list[Example], dev_set: list[Example], cfg: TrainConf
         if progress["best"] is None or score > progress["best"]:
             progress.update(best=score, best_step=step, bad_evals=0)
             if accelerator.is_main_process:
-                save_task(task, out, {**meta, "metrics": {"dev": metrics, "step": step}})
+                run.save_best(task, {**meta, "metrics": {"dev": metrics, "step": step}})
         else:
             progress["bad_evals"] += 1
         wrapped.train()
@@ -145,19 +147,26 @@ def train(task, train_set: list[Example], dev_set: list[Example], cfg: TrainConf
             if (cfg.eval_every and step % cfg.eval_every == 0) or step == cfg.max_steps:
                 evaluate(step)
             if accelerator.is_main_process and (step % cfg.save_every == 0 or step == cfg.max_steps):
-                save_checkpoint(ckpt, accelerator.unwrap_model(wrapped), optimizer.optimizer, scheduler, progress)
+                save_checkpoint(ckpt, accelerator.unwrap_model(wrapped), optimizer.optimizer, scheduler, progress,
+                                run_record)
             best = progress["best"]
             info = f"loss {step_loss:.3f}" + (f" dev {best:.3f}" if dev_set and best is not None else "")
             bar.update(job, completed=step, info=info)
             if cfg.patience and progress["bad_evals"] >= cfg.patience:
                 break
-            if stop_after is not None and step >= stop_after:  # pause: checkpoint and return
+            if stop_after is not None and step >= stop_after:  # pause (a kill, in tests): checkpoint, no commit
                 if accelerator.is_main_process:
-                    save_checkpoint(ckpt, accelerator.unwrap_model(wrapped), optimizer.optimizer, scheduler, progress)
+                    save_checkpoint(ckpt, accelerator.unwrap_model(wrapped), optimizer.optimizer, scheduler, progress,
+                                    run_record)
                 break
     accelerator.wait_for_everyone()
-    if progress["best_step"] != progress["step"] and (out / WEIGHTS).is_file():
-        module.load_tensors(load_file(str(out / WEIGHTS)))  # leave the best weights in the task
+    best = run.best_weights()
+    if progress["best_step"] != progress["step"] and best.is_file():
+        module.load_tensors(load_file(str(best)))  # leave the best weights in the task
+    paused = stop_after is not None and progress["step"] >= stop_after and progress["step"] < cfg.max_steps
+    if accelerator.is_main_process and not paused:
+        run.commit()
+    accelerator.wait_for_everyone()
     return {"best_step": progress["best_step"], "best_dev_score": progress["best"] if dev_set else None,
             "steps": progress["step"], "train_seconds": progress["seconds"],
             "tokens_per_second": progress["tokens"] / max(progress["seconds"], 1e-9),
@@ -196,9 +205,11 @@ def checkpointing(task, enabled: bool):
 def _no_training(task, dev_set: list[Example], cfg: TrainConfig, out: Path, extra_meta: dict | None) -> dict:
     """Methods without parameters (in-context learning): evaluate on dev and write the artifact."""
     metrics = task.evaluate(dev_set, cfg.eval_batch_size) if dev_set else {}
-    out.mkdir(parents=True, exist_ok=True)
-    save_task(task, out, {"train_config": cfg.__dict__, **(extra_meta or {}), "metrics": {"dev": metrics}})
-    MetricsLog(out / "metrics.jsonl", True).write({"step": 0, **{f"dev_{k}": v for k, v in metrics.items()
-                                                                 if k != "predicted_counts"}})
+    run = RunFolder(out)
+    run.open(resume=False)
+    run.save_best(task, {"train_config": cfg.__dict__, **(extra_meta or {}), "metrics": {"dev": metrics}})
+    MetricsLog(run.metrics, True).write({"step": 0, **{f"dev_{k}": v for k, v in metrics.items()
+                                                       if k != "predicted_counts"}})
+    run.commit()
     return {"best_step": 0, "best_dev_score": metrics.get("accuracy"), "steps": 0, "train_seconds": 0.0,
             "tokens_per_second": 0.0, "trainable_parameters": 0, "p_over_n": 0.0}
