@@ -72,7 +72,11 @@ def assemble(spec: TaskSpec, backbone, tensors: dict[str, torch.Tensor] | None =
     if tensors is None:
         module = cls.build(config, backbone, template.n_soft, encoder.label_ids, seed)
     else:
-        module = cls.from_export(config, backbone, template.n_soft, tensors)
+        try:
+            module = cls.from_export(config, backbone, template.n_soft, tensors)
+        except (RuntimeError, KeyError, ValueError) as e:  # state_dict size / key mismatches
+            first = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
+            raise TasktuneError(f"{where}: the weights do not fit the template and model ({first[:200]})") from None
     return Task(backbone, module, template, verbalizer, objective, spec.max_length, reuse_prefix)
 
 

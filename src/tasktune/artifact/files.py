@@ -6,6 +6,7 @@ artifact/store.py (writing) and tasktune/build.py (loading a Task) sit above it.
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import platform
@@ -73,17 +74,45 @@ def versions() -> dict:
             "python": platform.python_version()}
 
 
+def sha256_of(path: Path) -> str:
+    h = hashlib.sha256()
+    with path.open("rb") as f:
+        for chunk in iter(lambda: f.read(1 << 20), b""):
+            h.update(chunk)
+    return h.hexdigest()
+
+
 def load_artifact(path: str | Path) -> tuple[dict, dict[str, torch.Tensor]]:
+    """(tasktune.json, tensors) of an artifact folder, after checking that the weights file is the
+    one the JSON names (size and sha256) and that it parses; every failure is one line naming the file."""
     folder = Path(path)
     meta_path = folder / META
     if not meta_path.is_file():
         raise TasktuneError(f"{folder}: not a tasktune artifact (no {META})")
     try:
-        meta = json.loads(meta_path.read_text())
+        meta = json.loads(meta_path.read_text(encoding="utf-8"))
+    except UnicodeDecodeError:
+        raise TasktuneError(f"{meta_path}: not UTF-8 text") from None
     except json.JSONDecodeError as e:
-        raise TasktuneError(f"{meta_path}: malformed JSON ({e.msg})") from None
+        raise TasktuneError(f"{meta_path}: malformed JSON ({e.msg}, line {e.lineno})") from None
+    if not isinstance(meta, dict):
+        raise TasktuneError(f"{meta_path}: expected a JSON object")
     if meta.get("format") != FORMAT:
         raise TasktuneError(f"{meta_path}: unknown format {meta.get('format')!r} (expected {FORMAT})")
     weights = folder / WEIGHTS
-    tensors = load_file(str(weights)) if weights.is_file() else {}
+    record = meta.get("weights")
+    if record is not None:
+        if not isinstance(record, dict) or not isinstance(record.get("sha256"), str):
+            raise TasktuneError(f"{meta_path}: field 'weights' must name the weights file's sha256")
+        if not weights.is_file():
+            raise TasktuneError(f"{weights}: missing (tasktune.json names it)")
+        if weights.stat().st_size != record.get("bytes") or sha256_of(weights) != record["sha256"]:
+            raise TasktuneError(f"{weights}: does not match tasktune.json (size or sha256): the artifact is "
+                                "incomplete or was changed")
+    if not weights.is_file():
+        return meta, {}
+    try:
+        tensors = load_file(str(weights))
+    except Exception as e:  # noqa: BLE001 - safetensors raises its own error types for truncated or bad files
+        raise TasktuneError(f"{weights}: unreadable safetensors file ({str(e).splitlines()[0][:120]})") from None
     return meta, tensors

@@ -103,12 +103,12 @@ def eval_cmd(
     force: bool = typer.Option(False, "--force", help="Load even onto a different base model."),
     model: str | None = typer.Option(None, "--model", help="Override the artifact's base model."),
     dtype: str = typer.Option("auto", "--dtype"),
-    batch_size: int = typer.Option(32, "--batch-size"),
+    batch_size: int = typer.Option(32, "--batch-size", min=1),
     text_field: str | None = typer.Option(None, "--text-field"),
     label_field: str = typer.Option("label", "--label-field"),
     split: str = typer.Option("test", "--split", help="Facts files: train, dev, test or all."),
-    beams: int = typer.Option(5, "--beams", help="Generation: beam size (1 = greedy)."),
-    max_new_tokens: int = typer.Option(64, "--max-new-tokens", help="Generation: longest output."),
+    beams: int = typer.Option(5, "--beams", min=1, help="Generation: beam size (1 = greedy)."),
+    max_new_tokens: int = typer.Option(64, "--max-new-tokens", min=1, help="Generation: longest output."),
 ):
     """Evaluate a trained task on labelled data (facts: P@1 on the file's test split)."""
     task = _load(artifact, model, dtype, force)
@@ -130,8 +130,8 @@ def predict_cmd(
     force: bool = typer.Option(False, "--force"),
     model: str | None = typer.Option(None, "--model"),
     dtype: str = typer.Option("auto", "--dtype"),
-    beams: int = typer.Option(5, "--beams", help="Generation: beam size (1 = greedy)."),
-    max_new_tokens: int = typer.Option(64, "--max-new-tokens"),
+    beams: int = typer.Option(5, "--beams", min=1, help="Generation: beam size (1 = greedy)."),
+    max_new_tokens: int = typer.Option(64, "--max-new-tokens", min=1),
 ):
     """Predict labels (or generate text) for --text or every row of --data."""
     from tasktune.data.readers import Example
@@ -181,8 +181,8 @@ def _zero_shot(**kw) -> None:
 app.command("zero-shot", help="Evaluate a template and verbalizer with no training (the baseline).")(
     with_signature(_zero_shot, [_opt("data", None, "Labelled file or folder (its dev split).", str | None)]
                    + MODEL_OPTS + DATA_OPTS
-                   + [_opt("max_length", 256, "Longest sequence in tokens.", int),
-                      _opt("batch_size", 32, "Evaluation batch size.", int),
+                   + [_opt("max_length", 256, "Longest sequence in tokens.", int, min=8),
+                      _opt("batch_size", 32, "Evaluation batch size.", int, min=1),
                       _opt("json_out", False, "Print one JSON object.", bool, "--json")]))
 
 
@@ -196,7 +196,11 @@ def serve_cmd(
     max_wait_ms: float = typer.Option(5.0, "--max-wait-ms", help="How long a request waits for company."),
 ):
     """Serve many tasks on one backbone over HTTP (POST /predict {task, inputs})."""
-    import uvicorn
+    try:
+        import fastapi  # noqa: F401
+        import uvicorn
+    except ImportError:
+        raise TasktuneError("serving needs its extra: pip install 'tasktune[serve]'") from None
 
     from tasktune.serve import TaskServer, create_app
 
@@ -262,6 +266,11 @@ research_commands.register(app)
 
 
 def main() -> None:
+    """Only a TasktuneError reaches the user as text; anything else is one line too, and `--debug`
+    (anywhere on the command line) shows its traceback."""
+    debug = "--debug" in sys.argv
+    if debug:
+        sys.argv.remove("--debug")
     try:
         app()
     except TasktuneError as e:
@@ -270,3 +279,10 @@ def main() -> None:
     except KeyboardInterrupt:
         print("interrupted", file=sys.stderr)
         sys.exit(130)
+    except Exception as e:  # noqa: BLE001 - the last line of defence: one line, not a traceback
+        if debug:
+            raise
+        first = (str(e).strip().splitlines() or [""])[0][:300]
+        print(f"error: unexpected {type(e).__name__}: {first} (run again with --debug for the traceback)",
+              file=sys.stderr)
+        sys.exit(1)

@@ -61,7 +61,8 @@ def dataclass_parameters(*classes) -> list[inspect.Parameter]:
                 continue
             owners[f.name] = owner
             default = f.default if f.default is not dataclasses.MISSING else f.default_factory()
-            option = typer.Option(default, "--" + f.name.replace("_", "-"), help=docs.get(f.name, ""),
+            bounds = {k: f.metadata[k] for k in ("min", "max") if f.metadata.get(k) is not None}
+            option = typer.Option(default, "--" + f.name.replace("_", "-"), help=docs.get(f.name, ""), **bounds,
                                   rich_help_panel=owner.__name__.replace("Config", "") + " options")
             params[f.name] = inspect.Parameter(f.name, inspect.Parameter.KEYWORD_ONLY, default=option,
                                                annotation=hints[f.name])
@@ -74,11 +75,12 @@ def build_config(cls, values: dict):
     return cls(**{k: v for k, v in values.items() if k in names})
 
 
-def option(name: str, default, help: str, annotation, *flags: str) -> inspect.Parameter:
-    """A keyword-only typer option written by hand (the ones no config dataclass holds)."""
+def option(name: str, default, help: str, annotation, *flags: str, **bounds) -> inspect.Parameter:
+    """A keyword-only typer option written by hand (the ones no config dataclass holds); `bounds`:
+    typer's min / max."""
     flags = flags or ("--" + name.replace("_", "-"),)
-    return inspect.Parameter(name, inspect.Parameter.KEYWORD_ONLY, default=typer.Option(default, *flags, help=help),
-                             annotation=annotation)
+    return inspect.Parameter(name, inspect.Parameter.KEYWORD_ONLY,
+                             default=typer.Option(default, *flags, help=help, **bounds), annotation=annotation)
 
 
 MODEL_OPTIONS = [

@@ -25,6 +25,7 @@ from typing import ClassVar
 import torch
 from torch import nn
 
+from tasktune.config_ranges import check_ranges, ranged
 from tasktune.engine.batch import Batch
 from tasktune.methods.tuned_backbone import TunedBackbone
 
@@ -33,12 +34,15 @@ from tasktune.methods.tuned_backbone import TunedBackbone
 class MethodConfig:
     """Fields shared by every method. Subclasses add their own (each becomes a CLI option)."""
 
+    def __post_init__(self):
+        check_ranges(self)
+
 
 @dataclass
 class SoftPromptConfig(MethodConfig):
     """The soft prompt's size and initialisation, shared by the methods that fill soft slots."""
 
-    prompt_length: int = 20
+    prompt_length: int = ranged(20, min=1)
     """Virtual tokens prepended when the template places no [P:n] slot of its own."""
     init: str = "sampled-vocab"
     """random-uniform | sampled-vocab | class-label | text | pretrained (prompt tuning: PPT, --init-from RUN)"""
@@ -61,6 +65,9 @@ class BackbonePrecision:
             from tasktune import TasktuneError
 
             raise TasktuneError(f"unknown --precision '{self.precision}': use {', '.join(PRECISIONS)}")
+        nxt = getattr(super(), "__post_init__", None)
+        if nxt is not None:
+            nxt()
 
 
 LMScores = Callable[[object, dict, Batch], torch.Tensor]

@@ -12,6 +12,7 @@ from dataclasses import dataclass, field
 import torch
 
 from tasktune import TasktuneError
+from tasktune.config_ranges import ranged
 from tasktune.data.readers import Example
 from tasktune.methods.base import MethodConfig, TaskModule
 from tasktune.templates import Answer, Field, Soft, Template, Text, Verbalizer
@@ -21,7 +22,7 @@ SELECTIONS = ("balanced", "random", "indices")
 
 @dataclass
 class InContextConfig(MethodConfig):
-    shots: int = 16
+    shots: int = ranged(16, min=0)
     """Demonstrations placed before each input."""
     selection: str = "balanced"
     """balanced (equal per label) | random | indices"""

@@ -18,6 +18,7 @@ import torch
 from torch import nn
 
 from tasktune import TasktuneError
+from tasktune.config_ranges import ranged
 from tasktune.methods.base import BackbonePrecision, SoftPromptConfig, TaskModule
 from tasktune.methods.soft_init import init_soft
 from tasktune.methods.tuned_backbone import TunedBackbone
@@ -31,11 +32,11 @@ class PTuningConfig(BackbonePrecision, SoftPromptConfig):
 
     encoder: str = "lstm"
     """Prompt encoder: lstm | mlp | identity"""
-    encoder_hidden: int = 0
+    encoder_hidden: int = ranged(0, min=0)
     """Hidden width of the prompt encoder (0 = the backbone's width)."""
     tune_backbone: bool = False
     """Also train every backbone weight (fp32 master weights, see --precision), as P-tuning does on SuperGLUE."""
-    backbone_lr: float = 1e-5
+    backbone_lr: float = ranged(1e-5, min=0)
     """Learning rate of the backbone weights when --tune-backbone."""
 
 

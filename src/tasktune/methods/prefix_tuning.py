@@ -21,6 +21,7 @@ import torch
 from torch import nn
 
 from tasktune import TasktuneError
+from tasktune.config_ranges import ranged
 from tasktune.engine import attention_prefix as ap
 from tasktune.engine.kv_prefix import kv_of, with_kv
 from tasktune.methods.base import MethodConfig, TaskModule
@@ -28,16 +29,16 @@ from tasktune.methods.base import MethodConfig, TaskModule
 
 @dataclass
 class PrefixTuningConfig(MethodConfig):
-    prefix_length: int = 10
+    prefix_length: int = ranged(10, min=1)
     """Virtual tokens L at every layer."""
     reparam: bool = True
     """Train P' through an MLP (folded away at export); --no-reparam trains the prefix directly."""
-    reparam_hidden: int = 512
+    reparam_hidden: int = ranged(512, min=1)
     """Hidden width h of the reparametrisation MLP."""
     prefix_init: str = "random"
     """random | text (activations of --prefix-init-text, e.g. "table-to-text:")"""
     prefix_init_text: str = ""
-    prefix_dropout: float = 0.0
+    prefix_dropout: float = ranged(0.0, min=0, max=0.99)
     """Dropout on the prefix during training."""
 
 

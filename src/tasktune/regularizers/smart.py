@@ -20,27 +20,32 @@ from dataclasses import dataclass
 import torch
 import torch.nn.functional as F
 
+from tasktune.config_ranges import check_ranges, ranged
+
 
 @dataclass
 class SmartConfig:
     smart: bool = False
     """Add SMART's regularisers to the training loss."""
-    smart_lambda: float = 1.0
+    smart_lambda: float = ranged(1.0, min=0)
     """lambda_s: weight of the adversarial smoothness term (paper: 1, 3 or 5)."""
-    smart_mu: float = 1.0
+    smart_mu: float = ranged(1.0, min=0)
     """mu: weight of the Bregman proximal (EMA teacher) term."""
-    smart_eps: float = 1e-5
+    smart_eps: float = ranged(1e-5, min=0)
     """Radius of the perturbation ball."""
-    smart_step: float = 1e-3
+    smart_step: float = ranged(1e-3, min=0)
     """Step size of the projected gradient ascent."""
-    smart_noise: float = 1e-5
+    smart_noise: float = ranged(1e-5, min=0)
     """Variance of the initial Gaussian noise."""
-    smart_steps: int = 1
+    smart_steps: int = ranged(1, min=1)
     """Ascent steps K."""
     smart_norm: str = "linf"
     """linf | l2"""
-    smart_beta: float = 0.99
+    smart_beta: float = ranged(0.99, min=0, max=1)
     """Momentum of the EMA teacher."""
+
+    def __post_init__(self):
+        check_ranges(self)
 
 
 def sym_kl(p_logits: torch.Tensor, q_logits: torch.Tensor) -> torch.Tensor:
