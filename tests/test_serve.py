@@ -37,3 +37,79 @@ def test_server_batches_requests_of_several_tasks(tmp_path):
 
         bad = client.post("/predict", json={"task": "nope", "inputs": ["x"]})
         assert bad.status_code == 400 and "unknown task" in bad.json()["detail"]
+
+
+def _one_task_server(tmp_path, **limits):
+    from tasktune.serve.limits import ServeLimits
+
+    bb = tiny_backbone("llama")
+    save_task(build_task(bb, "prompt-tuning", PromptTuningConfig(prompt_length=2), T, ["positive", "negative"]),
+              tmp_path / "sentiment")
+    return TaskServer([tmp_path / "sentiment"], backbone=bb, max_wait_ms=1, limits=ServeLimits(**limits))
+
+
+def test_server_refuses_what_it_should_not_compute(tmp_path):
+    server = _one_task_server(tmp_path, max_body_bytes=2000, max_inputs=4, max_field_chars=50)
+    with TestClient(create_app(server)) as client:
+        ok = client.post("/predict", json={"task": "sentiment", "inputs": ["a lovely film"]})
+        assert ok.status_code == 200
+        cases = [
+            ({"task": "sentiment", "inputs": ["x" * 3000]}, 413, "body over the limit"),
+            ({"task": "sentiment", "inputs": ["a film"] * 5}, 422, "limit is 4"),
+            ({"task": "sentiment", "inputs": ["x" * 60]}, 422, "60 characters"),
+            ({"task": "sentiment", "inputs": [{"text": ["a", "list"]}]}, 422, None),
+            ({"task": "sentiment", "inputs": [{"text": {"an": "object"}}]}, 422, None),
+            ({"task": "sentiment", "inputs": [7]}, 422, None),
+            ({"task": "sentiment", "inputs": []}, 422, "empty"),
+            ({"task": "sentiment", "inputs": [{"other": "field"}]}, 400, "lacks field"),
+            ({"task": ["not", "a", "name"], "inputs": ["x"]}, 422, None),
+        ]
+        for body, status, needle in cases:
+            r = client.post("/predict", json=body)
+            assert r.status_code == status, (body, r.text)
+            assert needle is None or needle in r.text, (body, r.text)
+        chunked = client.post("/predict", content=iter([b'{"task": "sentiment", "inputs": ["', b"y" * 3000, b'"]}']),
+                              headers={"content-type": "application/json"})
+        assert chunked.status_code == 413  # no Content-Length: counted while reading
+        metrics = client.get("/metrics").text
+        assert 'tasktune_requests_total{status="200"} 1' in metrics and "tasktune_batch_size_count 1" in metrics
+
+
+def test_full_queue_and_deadline_and_dropped_work(tmp_path, monkeypatch):
+    import threading
+    import time
+
+    server = _one_task_server(tmp_path, max_queue=3, request_timeout_s=0.3)
+    computed = []
+    gate = threading.Event()
+    real = server.run_batch
+
+    def slow(batch):
+        gate.wait(5)
+        computed.extend(p.example.fields["text"] for p in batch)
+        return real(batch)
+
+    monkeypatch.setattr(server, "run_batch", slow)
+    with TestClient(create_app(server)) as client, concurrent.futures.ThreadPoolExecutor(4) as pool:
+        first = pool.submit(client.post, "/predict", json={"task": "sentiment", "inputs": ["held"]})
+        time.sleep(0.1)  # the worker holds "held"; the next inputs wait in the queue
+        late = pool.submit(client.post, "/predict", json={"task": "sentiment", "inputs": ["late 1", "late 2"]})
+        time.sleep(0.05)
+        full = client.post("/predict", json={"task": "sentiment", "inputs": ["a", "b"]})
+        assert full.status_code == 503 and full.headers["retry-after"] == "1"
+        assert first.result().status_code == 504 and late.result().status_code == 504  # deadline 0.3 s
+        gate.set()
+        time.sleep(0.3)
+        assert "late 1" not in computed  # timed-out work was dropped, not computed
+        assert "tasktune_dropped_inputs_total 2" in client.get("/metrics").text
+
+
+def test_api_key(tmp_path):
+    server = _one_task_server(tmp_path, api_key="s3cret")
+    with TestClient(create_app(server)) as client:
+        assert client.get("/health").status_code == 200  # load balancers need no key
+        body = {"task": "sentiment", "inputs": ["a lovely film"]}
+        assert client.post("/predict", json=body).status_code == 401
+        assert client.post("/predict", json=body, headers={"Authorization": "Bearer wrong"}).status_code == 401
+        assert client.post("/predict", json=body, headers={"Authorization": "Bearer s3cret"}).status_code == 200
+        assert client.get("/metrics").status_code == 401

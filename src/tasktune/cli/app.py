@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import inspect
 import sys
 from pathlib import Path
 
@@ -13,6 +14,7 @@ from tasktune.cli.options import MODEL_OPTIONS, build_config, dataclass_paramete
 from tasktune.cli.options import option as _opt
 from tasktune.methods import METHODS
 from tasktune.regularizers.smart import SmartConfig
+from tasktune.serve.limits import SHUTDOWN_GRACE_S
 from tasktune.train.config import TrainConfig
 
 app = typer.Typer(add_completion=False, pretty_exceptions_enable=False, no_args_is_help=True,
@@ -186,27 +188,37 @@ app.command("zero-shot", help="Evaluate a template and verbalizer with no traini
                       _opt("json_out", False, "Print one JSON object.", bool, "--json")]))
 
 
-@app.command("serve")
-def serve_cmd(
-    artifacts: list[Path] = typer.Argument(..., help="Artifact folders (one task each; same base model)."),
-    host: str = typer.Option("127.0.0.1", "--host"),
-    port: int = typer.Option(8000, "--port"),
-    dtype: str = typer.Option("auto", "--dtype"),
-    max_batch: int = typer.Option(32, "--max-batch", help="Most inputs in one dynamic batch."),
-    max_wait_ms: float = typer.Option(5.0, "--max-wait-ms", help="How long a request waits for company."),
-):
-    """Serve many tasks on one backbone over HTTP (POST /predict {task, inputs})."""
+def _serve(**kw) -> None:
     try:
         import fastapi  # noqa: F401
         import uvicorn
     except ImportError:
         raise TasktuneError("serving needs its extra: pip install 'tasktune[serve]'") from None
-
     from tasktune.serve import TaskServer, create_app
+    from tasktune.serve.limits import ServeLimits
 
     common.quiet_libraries()
-    server = TaskServer(artifacts, dtype=dtype, max_batch=max_batch, max_wait_ms=max_wait_ms)
-    uvicorn.run(create_app(server), host=host, port=port, log_level="warning")
+    server = TaskServer(kw["artifacts"], dtype=kw["dtype"], max_batch=kw["max_batch"], max_wait_ms=kw["max_wait_ms"],
+                        limits=build_config(ServeLimits, kw))
+    uvicorn.run(create_app(server), host=kw["host"], port=kw["port"], log_level="warning",
+                timeout_graceful_shutdown=int(SHUTDOWN_GRACE_S) + 1)
+
+
+def _serve_params():
+    from tasktune.serve.limits import ServeLimits
+
+    artifacts = inspect.Parameter("artifacts", inspect.Parameter.POSITIONAL_OR_KEYWORD, annotation=list[Path],
+                                  default=typer.Argument(..., help="Artifact folders (one task each, one base model)."))
+    return ([artifacts, _opt("host", "127.0.0.1", "Address to listen on.", str),
+             _opt("port", 8000, "Port to listen on.", int, min=1, max=65535),
+             _opt("dtype", "auto", "Backbone weights: auto, float32, bfloat16.", str),
+             _opt("max_batch", 32, "Most inputs in one dynamic batch.", int, min=1),
+             _opt("max_wait_ms", 5.0, "How long a request waits for company.", float, min=0.0)]
+            + dataclass_parameters(ServeLimits))
+
+
+app.command("serve", help="Serve many tasks on one backbone over HTTP (POST /predict {task, inputs}); "
+            "every limit has a flag.")(with_signature(_serve, _serve_params()))
 
 
 @app.command("models")

@@ -1,28 +1,40 @@
 """HTTP server: many task artifacts on one loaded backbone, with dynamic batching.
 
+It admits before it computes (serve/limits.py): body size, inputs per request and characters per
+field are checked first, string values only, a bounded queue answers 503 with Retry-After when
+full, every request has a deadline, and the queued work of a request that timed out or whose
+client went away is dropped, not computed. On shutdown it stops admitting, lets the queue drain
+for a few seconds and fails what is left with 503.
+
 Requests wait up to `max_wait_ms` (or until `max_batch` inputs are queued); the worker then
-runs every mixable task's rows (soft prompts, P-tuning, zero-shot) in one forward pass and
-the other tasks batch by batch. Replicas are stateless: each holds the backbone and every
-task (they are kilobytes), so any replica serves any task.
+runs every mixable task's rows (soft prompts, P-tuning, zero-shot) in one forward pass and the
+other tasks batch by batch. Replicas are stateless: each holds the backbone and every task
+(they are kilobytes), so any replica serves any task.
 """
 
 from __future__ import annotations
 
 import asyncio
+import hmac
+import json
+import time
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from pydantic import BaseModel
+from fastapi import Depends, FastAPI, HTTPException, Request
+from fastapi.responses import JSONResponse, PlainTextResponse
+from pydantic import BaseModel, StrictStr
 
 from tasktune import TasktuneError
 from tasktune.data.readers import Example
 from tasktune.runtime.mixed import can_mix, mixed_scores
+from tasktune.serve.limits import SHUTDOWN_GRACE_S, ServeLimits, ServerMetrics
 
 
 class PredictRequest(BaseModel):
-    task: str
-    inputs: list[str | dict]
+    task: StrictStr
+    inputs: list[StrictStr | dict[StrictStr, StrictStr]]
 
 
 @dataclass
@@ -32,9 +44,17 @@ class _Pending:
     future: asyncio.Future = field(repr=False)
 
 
+class Refused(Exception):
+    """A request the server will not run: HTTP status, message, headers."""
+
+    def __init__(self, status: int, message: str, headers: dict | None = None):
+        super().__init__(message)
+        self.status, self.headers = status, headers or {}
+
+
 class TaskServer:
     def __init__(self, artifacts: list[str | Path], backbone=None, dtype: str = "auto", max_batch: int = 32,
-                 max_wait_ms: float = 5.0):
+                 max_wait_ms: float = 5.0, limits: ServeLimits | None = None):
         from tasktune.build import load_task
 
         if not artifacts:
@@ -48,23 +68,28 @@ class TaskServer:
                 raise TasktuneError(f"two artifacts are named '{name}'")
             self.tasks[name] = task
         self.max_batch, self.max_wait = max_batch, max_wait_ms / 1000
+        self.limits = limits or ServeLimits()
+        self.metrics = ServerMetrics()
         self.queue: asyncio.Queue[_Pending] | None = None
+        self.queued = 0  # inputs admitted and not yet taken by the worker
+        self.closing = False
         self.batches_run = 0
 
     def example(self, task: str, value) -> Example:
         if task not in self.tasks:
-            raise TasktuneError(f"unknown task '{task}': serving {sorted(self.tasks)}")
+            raise Refused(400, f"unknown task '{task}': serving {sorted(self.tasks)}")
         fields = self.tasks[task].template.fields
         if isinstance(value, str):
             if len(fields) != 1:
-                raise TasktuneError(f"task '{task}' needs fields {fields}, not a plain string")
+                raise Refused(400, f"task '{task}' needs fields {fields}, not a plain string")
             value = {fields[0]: value}
-        if not isinstance(value, dict):
-            raise TasktuneError("each input is a string or an object of fields")
-        missing = [f for f in fields if not str(value.get(f, "")).strip()]
+        missing = [f for f in fields if not value.get(f, "").strip()]
         if missing:
-            raise TasktuneError(f"input lacks field(s) {missing} of task '{task}'")
-        return Example({k: str(v) for k, v in value.items()}, None, "request")
+            raise Refused(400, f"input lacks field(s) {missing} of task '{task}'")
+        longest = max(len(v) for v in value.values())
+        if longest > self.limits.max_field_chars:
+            raise Refused(422, f"an input field has {longest} characters; the limit is {self.limits.max_field_chars}")
+        return Example(dict(value), None, "request")
 
     def run_batch(self, batch: list[_Pending]) -> list[dict]:
         """Predictions for a drained batch: mixable tasks together, the rest per task."""
@@ -73,11 +98,9 @@ class TaskServer:
         mix = [i for i, p in enumerate(batch) if can_mix(self.tasks[p.task])]
         if mix:
             tasks = [self.tasks[n] for n in names]
-            mixable = [t if can_mix(t) else None for t in tasks]
-            order = [i for i, t in enumerate(mixable) if t is not None]
-            sub = [tasks[i] for i in order]
+            order = [i for i, t in enumerate(tasks) if can_mix(t)]
             index = {names[i]: k for k, i in enumerate(order)}
-            scores = mixed_scores(sub, [(index[batch[i].task], batch[i].example) for i in mix])
+            scores = mixed_scores([tasks[i] for i in order], [(index[batch[i].task], batch[i].example) for i in mix])
             for i, s in zip(mix, scores, strict=True):
                 results[i] = self.tasks[batch[i].task].objective.predictions(s[None])[0].to_dict()
         for name in {batch[i].task for i in range(len(batch)) if i not in results}:
@@ -85,67 +108,187 @@ class TaskServer:
             preds = self.tasks[name].predict([batch[i].example for i in idx], beams=1)
             results.update({i: p.to_dict() for i, p in zip(idx, preds, strict=True)})
         self.batches_run += 1
+        self.metrics.batch(len(batch))
         return [results[i] for i in range(len(batch))]
+
+    async def _take(self) -> _Pending:
+        p = await self.queue.get()
+        self.queued -= 1
+        return p
 
     async def worker(self) -> None:
         loop = asyncio.get_running_loop()
         while True:
-            first = await self.queue.get()
-            batch = [first]
+            batch = [await self._take()]
             deadline = loop.time() + self.max_wait
             while len(batch) < self.max_batch:
                 timeout = deadline - loop.time()
                 if timeout <= 0:
                     break
                 try:
-                    batch.append(await asyncio.wait_for(self.queue.get(), timeout))
+                    batch.append(await asyncio.wait_for(self._take(), timeout))
                 except TimeoutError:
                     break
+            live = [p for p in batch if not p.future.done()]  # timed out or abandoned: dropped, not computed
+            self.metrics.dropped += len(batch) - len(live)
+            if not live:
+                continue
             try:
-                preds = await loop.run_in_executor(None, self.run_batch, batch)
-                for p, pred in zip(batch, preds, strict=True):
-                    p.future.set_result(pred)
+                preds = await loop.run_in_executor(None, self.run_batch, live)
+                for p, pred in zip(live, preds, strict=True):
+                    if not p.future.done():
+                        p.future.set_result(pred)
             except Exception as e:  # noqa: BLE001 - every waiting request must hear of it
-                for p in batch:
+                for p in live:
                     if not p.future.done():
                         p.future.set_exception(e)
 
-    async def submit(self, task: str, values: list) -> list[dict]:
+    def admit(self, task: str, values: list) -> list[_Pending]:
+        """Check a request against the limits and queue it, or raise Refused (nothing queued)."""
+        if self.closing:
+            raise Refused(503, "the server is shutting down", {"Retry-After": "5"})
+        if not values:
+            raise Refused(422, "inputs is empty")
+        if len(values) > self.limits.max_inputs:
+            raise Refused(422, f"{len(values)} inputs in one request; the limit is {self.limits.max_inputs}")
+        examples = [self.example(task, v) for v in values]
+        if self.queued + len(examples) > self.limits.max_queue:
+            raise Refused(503, f"the queue is full ({self.queued} inputs waiting); retry shortly", {"Retry-After": "1"})
         loop = asyncio.get_running_loop()
-        pending = [_Pending(task, self.example(task, v), loop.create_future()) for v in values]
+        pending = [_Pending(task, ex, loop.create_future()) for ex in examples]
         for p in pending:
-            await self.queue.put(p)
-        return list(await asyncio.gather(*(p.future for p in pending)))
+            self.queue.put_nowait(p)
+        self.queued += len(pending)
+        return pending
+
+    async def submit(self, task: str, values: list, disconnected=None) -> list[dict]:
+        """Predictions of one request; its unfinished work is dropped past the deadline or when
+        `disconnected()` (an awaitable check of the client) turns true."""
+        pending = self.admit(task, values)
+        gathered = asyncio.ensure_future(asyncio.gather(*(p.future for p in pending)))
+        deadline = asyncio.get_running_loop().time() + self.limits.request_timeout_s
+        try:
+            while True:
+                left = deadline - asyncio.get_running_loop().time()
+                if left <= 0:
+                    raise Refused(504, f"no answer within {self.limits.request_timeout_s} s")
+                done, _ = await asyncio.wait({gathered}, timeout=min(left, 0.25))
+                if done:
+                    return gathered.result()
+                if disconnected is not None and await disconnected():
+                    raise Refused(499, "client went away")
+        finally:
+            for p in pending:
+                if not p.future.done():
+                    p.future.cancel()
+            if not gathered.done():
+                gathered.cancel()
+
+    async def shutdown(self) -> None:
+        """Stop admitting; give queued work a few seconds, then fail what is left."""
+        self.closing = True
+        loop = asyncio.get_running_loop()
+        end = loop.time() + SHUTDOWN_GRACE_S
+        while self.queued and loop.time() < end:
+            await asyncio.sleep(0.05)
+        while not self.queue.empty():
+            p = self.queue.get_nowait()
+            if not p.future.done():
+                p.future.set_exception(Refused(503, "the server shut down", {"Retry-After": "5"}))
 
 
-def create_app(server: TaskServer):
-    from fastapi import FastAPI, HTTPException
+class BodyLimit:
+    """ASGI middleware: the body is read here, at most `limit` bytes of it; over that the request
+    gets 413 and the app never sees it (a Content-Length over the limit is refused unread)."""
 
+    def __init__(self, app, limit: int):
+        self.app, self.limit = app, limit
+
+    async def _refuse(self, send) -> None:
+        body = json.dumps({"detail": f"request body over the limit of {self.limit} bytes"}).encode()
+        await send({"type": "http.response.start", "status": 413,
+                    "headers": [(b"content-type", b"application/json"), (b"content-length", str(len(body)).encode())]})
+        await send({"type": "http.response.body", "body": body})
+
+    async def __call__(self, scope, receive, send):
+        if scope["type"] != "http":
+            return await self.app(scope, receive, send)
+        length = dict(scope.get("headers") or []).get(b"content-length")
+        if length is not None and (not length.isdigit() or int(length) > self.limit):
+            return await self._refuse(send)
+        chunks, seen = [], 0
+        while True:
+            message = await receive()
+            if message["type"] != "http.request":
+                return  # the client went away before sending its body
+            chunks.append(message.get("body", b""))
+            seen += len(chunks[-1])
+            if seen > self.limit:
+                return await self._refuse(send)
+            if not message.get("more_body", False):
+                break
+        replayed = False
+
+        async def replay():
+            nonlocal replayed
+            if not replayed:
+                replayed = True
+                return {"type": "http.request", "body": b"".join(chunks), "more_body": False}
+            return await receive()  # after the body: disconnect notices
+
+        await self.app(scope, replay, send)
+
+
+def create_app(server: TaskServer) -> FastAPI:
     @asynccontextmanager
     async def lifespan(app):
         server.queue = asyncio.Queue()
+        server.closing = False
         job = asyncio.create_task(server.worker())
         yield
+        await server.shutdown()
         job.cancel()
 
+    def authorised(request: Request) -> None:
+        key = server.limits.api_key
+        if not key:
+            return
+        given = request.headers.get("authorization", "")
+        if not hmac.compare_digest(given.encode(), f"Bearer {key}".encode()):
+            raise HTTPException(401, "missing or wrong API key (Authorization: Bearer KEY)",
+                                headers={"WWW-Authenticate": "Bearer"})
+
     app = FastAPI(title="tasktune", lifespan=lifespan)
+    app.add_middleware(BodyLimit, limit=server.limits.max_body_bytes)
+    guarded = [Depends(authorised)]
 
     @app.get("/health")
     def health():
-        return {"ok": True, "tasks": len(server.tasks), "batches_run": server.batches_run}
+        return {"ok": not server.closing, "tasks": len(server.tasks), "batches_run": server.batches_run,
+                "queued": server.queued}
 
-    @app.get("/tasks")
+    @app.get("/metrics", dependencies=guarded)
+    def metrics():
+        return PlainTextResponse(server.metrics.render(server.queued, len(server.tasks)))
+
+    @app.get("/tasks", dependencies=guarded)
     def tasks():
         return [{"name": n, "method": t.method, "objective": t.objective.kind, "fields": t.template.fields,
                  "labels": list(t.verbalizer.labels) if t.verbalizer else None} for n, t in server.tasks.items()]
 
-    @app.post("/predict")
-    async def predict(req: PredictRequest):
-        if not req.inputs:
-            raise HTTPException(422, "inputs is empty")
+    @app.post("/predict", dependencies=guarded)
+    async def predict(req: PredictRequest, request: Request):
+        t0 = time.perf_counter()
         try:
-            return {"task": req.task, "predictions": await server.submit(req.task, req.inputs)}
+            out = {"task": req.task,
+                   "predictions": await server.submit(req.task, req.inputs, request.is_disconnected)}
+            server.metrics.request(200, time.perf_counter() - t0)
+            return out
+        except Refused as e:
+            server.metrics.request(e.status, time.perf_counter() - t0)
+            return JSONResponse({"detail": str(e)}, status_code=e.status, headers=e.headers)
         except TasktuneError as e:
-            raise HTTPException(400, str(e)) from None
+            server.metrics.request(400, time.perf_counter() - t0)
+            return JSONResponse({"detail": str(e)}, status_code=400)
 
     return app
