@@ -17,6 +17,7 @@ import torch
 from safetensors.torch import load_file, save_file
 
 from tasktune import TasktuneError, __version__
+from tasktune.artifact.folders import recover
 
 FORMAT = "tasktune/1"
 META, WEIGHTS = "tasktune.json", "weights.safetensors"
@@ -86,6 +87,7 @@ def load_artifact(path: str | Path) -> tuple[dict, dict[str, torch.Tensor]]:
     """(tasktune.json, tensors) of an artifact folder, after checking that the weights file is the
     one the JSON names (size and sha256) and that it parses; every failure is one line naming the file."""
     folder = Path(path)
+    recover(folder)  # a run swap that crashed between its two renames (kernels without the exchange)
     meta_path = folder / META
     if not meta_path.is_file():
         raise TasktuneError(f"{folder}: not a tasktune artifact (no {META})")

@@ -57,6 +57,10 @@ def _train(**kw) -> None:
     task = build_task(backbone, method, method_cfg, source.template, labels, source.verbalizer, cfg.max_length,
                       cfg.seed, objective=source.objective, target_field=kw["target_field"])
     task.validate(train_set + dev_set, require_label=True)
+    if kw["resume"]:  # before anything is printed or written: the checkpoint exists and is this run's
+        from tasktune.train.run_folder import RunFolder, run_record
+
+        RunFolder(out).check_resume(run_record(task, cfg, len(train_set)))
     common.console.print(
         f"[bold]{method}[/] on [bold]{backbone.name}[/] ({backbone.family}, {str(backbone.dtype).split('.')[-1]}) | "
         f"template {task.template.source!r} | {len(train_set)} train, {len(dev_set)} dev ({dev_note}) | "
@@ -277,14 +281,36 @@ def _report(metrics: dict, json_out: bool) -> None:
 research_commands.register(app)
 
 
+def _click_errors() -> tuple[type, type]:
+    """(UsageError, NoArgsIsHelpError) of the click typer runs on (typer 0.29 vendors its own)."""
+    try:
+        from typer._click.exceptions import NoArgsIsHelpError, UsageError
+    except ImportError:
+        from click.exceptions import NoArgsIsHelpError, UsageError
+    return UsageError, NoArgsIsHelpError
+
+
 def main() -> None:
     """Only a TasktuneError reaches the user as text; anything else is one line too, and `--debug`
     (anywhere on the command line) shows its traceback."""
     debug = "--debug" in sys.argv
     if debug:
         sys.argv.remove("--debug")
+    usage_error, no_args = _click_errors()
     try:
+        code = app(standalone_mode=False)
+        sys.exit(code if isinstance(code, int) else 0)
+    except no_args:  # `tasktune` alone: the help, as typer prints it
         app()
+    except usage_error as e:  # a bad flag or value, named by click, in one line
+        sub = e.ctx.command_path.split(" ")[1:] if e.ctx is not None else []
+        hint = f" (see {' '.join(['tasktune', *sub])} --help)"
+        print(f"error: {e.format_message()}{hint}", file=sys.stderr)
+        sys.exit(2)
+    except (typer.Exit, typer.Abort) as e:
+        if isinstance(e, typer.Abort):
+            print("interrupted", file=sys.stderr)
+        sys.exit(getattr(e, "exit_code", 130))
     except TasktuneError as e:
         print(f"error: {e}", file=sys.stderr)
         sys.exit(2)

@@ -25,7 +25,7 @@ from tasktune.regularizers.smart import Smart, SmartConfig
 from tasktune.train.checkpoint import load_checkpoint, save_checkpoint
 from tasktune.train.config import TrainConfig
 from tasktune.train.optim import make_optimizer, warmup_linear
-from tasktune.train.run_folder import RunFolder
+from tasktune.train.run_folder import RunFolder, run_record
 from tasktune.train.sampler import batch_stream, encoded_lengths, micro_batches
 
 
@@ -70,9 +70,10 @@ def train(task, train_set: list[Example], dev_set: list[Example], cfg: TrainConf
     progress = {"step": 0, "best": None, "best_step": None, "bad_evals": 0, "tokens": 0, "seconds": 0.0}
     run = RunFolder(out, accelerator.is_main_process)
     ckpt = run.checkpoint
-    run_record = {"spec": task.spec().to_dict(), "train_config": dict(cfg.__dict__), "train_examples": len(train_set)}
+    record = run_record(task, cfg, len(train_set))
+    if resume:
+        run.check_resume(record)
     if run.open(resume):
-        run.check_resumable(run.read_state(), run_record)
         progress = load_checkpoint(ckpt, accelerator.unwrap_model(wrapped), optimizer.optimizer, scheduler)
     accelerator.wait_for_everyone()
     log = MetricsLog(run.metrics, accelerator.is_main_process)
@@ -148,7 +149,7 @@ def train(task, train_set: list[Example], dev_set: list[Example], cfg: TrainConf
                 evaluate(step)
             if accelerator.is_main_process and (step % cfg.save_every == 0 or step == cfg.max_steps):
                 save_checkpoint(ckpt, accelerator.unwrap_model(wrapped), optimizer.optimizer, scheduler, progress,
-                                run_record)
+                                record)
             best = progress["best"]
             info = f"loss {step_loss:.3f}" + (f" dev {best:.3f}" if dev_set and best is not None else "")
             bar.update(job, completed=step, info=info)
@@ -157,7 +158,7 @@ def train(task, train_set: list[Example], dev_set: list[Example], cfg: TrainConf
             if stop_after is not None and step >= stop_after:  # pause (a kill, in tests): checkpoint, no commit
                 if accelerator.is_main_process:
                     save_checkpoint(ckpt, accelerator.unwrap_model(wrapped), optimizer.optimizer, scheduler, progress,
-                                    run_record)
+                                    record)
                 break
     accelerator.wait_for_everyone()
     best = run.best_weights()

@@ -34,6 +34,11 @@ def holds_run(out: Path) -> bool:
     return (out / META).exists() or (out / "checkpoint").exists() or work_folder(out).exists()
 
 
+def run_record(task, cfg, n_train: int) -> dict:
+    """What a checkpoint belongs to: the task spec, the training settings and the data size."""
+    return {"spec": task.spec().to_dict(), "train_config": dict(cfg.__dict__), "train_examples": n_train}
+
+
 class RunFolder:
     def __init__(self, out: str | Path, main_process: bool = True):
         self.out, self.main = Path(out), main_process
@@ -47,9 +52,7 @@ class RunFolder:
         if not self.main:
             return resume and has_checkpoint(self.checkpoint)
         if resume:
-            if not has_checkpoint(self.checkpoint):
-                if not has_checkpoint(self.out / "checkpoint"):
-                    raise TasktuneError(f"--resume: {self.out} has no checkpoint to resume from")
+            if self.resumable_checkpoint() != self.checkpoint:
                 shutil.rmtree(self.work, ignore_errors=True)
                 shutil.copytree(self.out, self.work)
             return True
@@ -75,6 +78,18 @@ class RunFolder:
 
     def read_state(self) -> dict:
         return json.loads((self.checkpoint / STATE).read_text())
+
+    def resumable_checkpoint(self) -> Path:
+        """The checkpoint --resume would continue from (the work folder's, else the finished run's)."""
+        for folder in (self.checkpoint, self.out / "checkpoint"):
+            if has_checkpoint(folder):
+                return folder
+        raise TasktuneError(f"--resume: {self.out} has no checkpoint to resume from")
+
+    def check_resume(self, run: dict) -> None:
+        """Before anything is written: a checkpoint exists and belongs to this run."""
+        state = json.loads((self.resumable_checkpoint() / STATE).read_text())
+        self.check_resumable(state, run)
 
     def save_best(self, task, meta: dict) -> None:
         staged = self.work / f".{BEST}.new"
