@@ -9,7 +9,7 @@ from pathlib import Path
 import typer
 
 from tasktune import TasktuneError
-from tasktune.cli import common, research_commands
+from tasktune.cli import common, experiment_commands, research_commands
 from tasktune.cli.options import MODEL_OPTIONS, build_config, dataclass_parameters, with_signature
 from tasktune.cli.options import option as _opt
 from tasktune.methods import METHODS
@@ -103,7 +103,8 @@ app.command("train", help="Train a task module; writes OUTPUT/tasktune.json + we
 
 @app.command("eval")
 def eval_cmd(
-    artifact: Path = typer.Argument(..., help="Run folder written by `tasktune train`."),
+    artifacts: list[Path] = typer.Argument(..., help="Run folder(s) written by `tasktune train`; several with "
+                                           "--ensemble."),
     data: str = typer.Option(..., "--data", help="Labelled file (or folder: its dev split)."),
     json_out: bool = typer.Option(False, "--json", help="Print one JSON object."),
     force: bool = typer.Option(False, "--force", help="Load even onto a different base model."),
@@ -115,10 +116,20 @@ def eval_cmd(
     split: str = typer.Option("test", "--split", help="Facts files: train, dev, test or all."),
     beams: int = typer.Option(5, "--beams", min=1, help="Generation: beam size (1 = greedy)."),
     max_new_tokens: int = typer.Option(64, "--max-new-tokens", min=1, help="Generation: longest output."),
+    ensemble: bool = typer.Option(False, "--ensemble", help="Majority vote of several runs of one task, in one "
+                                  "batched pass (Lester et al. section 6)."),
 ):
     """Evaluate a trained task on labelled data (facts: P@1 on the file's test split)."""
-    task = _load(artifact, model, dtype, force)
+    if len(artifacts) > 1 and not ensemble:
+        raise TasktuneError("several runs need --ensemble (or evaluate them one at a time)")
+    task = _load(artifacts[0], model, dtype, force)
     rows = common.evaluation_rows(task.objective, data, common.parse_field_map(text_field, None), label_field, split)
+    if ensemble:
+        members = [task] + [_load(a, None, dtype, force, backbone=task.backbone) for a in artifacts[1:]]
+        for m in members:
+            m.validate(rows, require_label=True)
+        _report(common.ensemble_metrics(members, rows, batch_size), json_out)
+        return
     task.validate(rows, require_label=not task.objective.reads_target_field)
     if task.objective.decodes:
         metrics = task.evaluate_generation(rows, beams, max_new_tokens)
@@ -257,11 +268,10 @@ def inspect_cmd(artifact: Path = typer.Argument(...), top: int = typer.Option(5,
             print(f"P{i}: {' | '.join(words)}")
 
 
-def _load(artifact: Path, model: str | None, dtype: str, force: bool):
+def _load(artifact: Path, model: str | None, dtype: str, force: bool, backbone=None):
     from tasktune.build import load_task
 
     common.quiet_libraries()
-    backbone = None
     if model:
         from tasktune.backbone import load_backbone
 
@@ -279,6 +289,14 @@ def _report(metrics: dict, json_out: bool) -> None:
 
 
 research_commands.register(app)
+
+
+def train_option_names() -> set[str]:
+    """The names `tasktune train` takes as options (experiment configs are checked against them)."""
+    return {p.name for p in train_params if p.kind == inspect.Parameter.KEYWORD_ONLY}
+
+
+experiment_commands.register(app, train_option_names())
 
 
 def _click_errors() -> tuple[type, type]:

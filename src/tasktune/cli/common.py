@@ -170,3 +170,27 @@ def generation_template(fields: list[str], target: str) -> str:
     if "triples" in sources:
         return "Triples: {triples}\nText:{answer}"
     return "".join(f"{{{f}}}\n" for f in sources) + "Output:{answer}"
+
+
+def ensemble_metrics(tasks: list, rows: list[Example], batch_size: int = 32) -> dict:
+    """Accuracy of the members' majority vote (one batched pass of N copies per input), beside each
+    member's own accuracy and the majority-class baseline."""
+    import time
+
+    from tasktune.runtime import ensemble_predict
+
+    labeled = [ex for ex in rows if ex.label is not None]
+    if not labeled:
+        raise TasktuneError("evaluation data has no labels")
+    t0 = time.perf_counter()
+    votes = []
+    for start in range(0, len(labeled), batch_size):
+        votes += ensemble_predict(tasks, labeled[start : start + batch_size])
+    elapsed = time.perf_counter() - t0
+    acc = sum(v["label"] == ex.label for v, ex in zip(votes, labeled, strict=True)) / len(labeled)
+    members = [t.evaluate(labeled, batch_size)["accuracy"] for t in tasks]
+    counts: dict[str, int] = {}
+    for ex in labeled:
+        counts[ex.label] = counts.get(ex.label, 0) + 1
+    return {"accuracy": acc, "score": acc, "n": len(labeled), "members": len(tasks), "member_accuracy": members,
+            "majority_baseline": max(counts.values()) / len(labeled), "examples_per_second": len(labeled) / elapsed}

@@ -18,6 +18,7 @@ import asyncio
 import hmac
 import json
 import time
+from collections import deque
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -42,6 +43,43 @@ class _Pending:
     task: str
     example: Example
     future: asyncio.Future = field(repr=False)
+
+
+class WorkQueue:
+    """Inputs waiting for the model. `live` counts the ones whose request still waits: an input of a
+    request that timed out or whose client left stops counting at once (so abandoned work never
+    fills the queue for others) and is discarded, uncomputed, when the worker reaches it."""
+
+    def __init__(self):
+        self.items: deque[_Pending] = deque()
+        self.live = 0
+        self.ready = asyncio.Event()
+
+    def put(self, items: list[_Pending]) -> None:
+        if len(self.items) > 4 * max(self.live, 256):  # mostly abandoned: compact now, not when reached
+            self.items = deque(p for p in self.items if not p.future.done())
+        self.items.extend(items)
+        self.live += len(items)
+        self.ready.set()
+
+    def abandon(self, p: _Pending) -> None:
+        if not p.future.done():
+            p.future.cancel()
+            self.live -= 1
+
+    def take(self, n: int) -> tuple[list[_Pending], int]:
+        """Up to n live inputs from the front, and how many abandoned ones were discarded on the way."""
+        out, dropped = [], 0
+        while self.items and len(out) < n:
+            p = self.items.popleft()
+            if p.future.done():
+                dropped += 1
+            else:
+                out.append(p)
+                self.live -= 1
+        if not self.items:
+            self.ready.clear()
+        return out, dropped
 
 
 class Refused(Exception):
@@ -70,8 +108,7 @@ class TaskServer:
         self.max_batch, self.max_wait = max_batch, max_wait_ms / 1000
         self.limits = limits or ServeLimits()
         self.metrics = ServerMetrics()
-        self.queue: asyncio.Queue[_Pending] | None = None
-        self.queued = 0  # inputs admitted and not yet taken by the worker
+        self.queue: WorkQueue | None = None
         self.closing = False
         self.batches_run = 0
 
@@ -111,26 +148,17 @@ class TaskServer:
         self.metrics.batch(len(batch))
         return [results[i] for i in range(len(batch))]
 
-    async def _take(self) -> _Pending:
-        p = await self.queue.get()
-        self.queued -= 1
-        return p
+    @property
+    def queued(self) -> int:
+        return self.queue.live if self.queue is not None else 0
 
     async def worker(self) -> None:
         loop = asyncio.get_running_loop()
         while True:
-            batch = [await self._take()]
-            deadline = loop.time() + self.max_wait
-            while len(batch) < self.max_batch:
-                timeout = deadline - loop.time()
-                if timeout <= 0:
-                    break
-                try:
-                    batch.append(await asyncio.wait_for(self._take(), timeout))
-                except TimeoutError:
-                    break
-            live = [p for p in batch if not p.future.done()]  # timed out or abandoned: dropped, not computed
-            self.metrics.dropped += len(batch) - len(live)
+            await self.queue.ready.wait()
+            await asyncio.sleep(self.max_wait)  # let company arrive
+            live, dropped = self.queue.take(self.max_batch)  # timed out or abandoned: dropped, not computed
+            self.metrics.dropped += dropped
             if not live:
                 continue
             try:
@@ -156,9 +184,7 @@ class TaskServer:
             raise Refused(503, f"the queue is full ({self.queued} inputs waiting); retry shortly", {"Retry-After": "1"})
         loop = asyncio.get_running_loop()
         pending = [_Pending(task, ex, loop.create_future()) for ex in examples]
-        for p in pending:
-            self.queue.put_nowait(p)
-        self.queued += len(pending)
+        self.queue.put(pending)
         return pending
 
     async def submit(self, task: str, values: list, disconnected=None) -> list[dict]:
@@ -166,6 +192,7 @@ class TaskServer:
         `disconnected()` (an awaitable check of the client) turns true."""
         pending = self.admit(task, values)
         gathered = asyncio.ensure_future(asyncio.gather(*(p.future for p in pending)))
+        gathered.add_done_callback(lambda f: f.cancelled() or f.exception())  # retrieved: no "never retrieved"
         deadline = asyncio.get_running_loop().time() + self.limits.request_timeout_s
         try:
             while True:
@@ -179,8 +206,7 @@ class TaskServer:
                     raise Refused(499, "client went away")
         finally:
             for p in pending:
-                if not p.future.done():
-                    p.future.cancel()
+                self.queue.abandon(p)
             if not gathered.done():
                 gathered.cancel()
 
@@ -191,10 +217,9 @@ class TaskServer:
         end = loop.time() + SHUTDOWN_GRACE_S
         while self.queued and loop.time() < end:
             await asyncio.sleep(0.05)
-        while not self.queue.empty():
-            p = self.queue.get_nowait()
-            if not p.future.done():
-                p.future.set_exception(Refused(503, "the server shut down", {"Retry-After": "5"}))
+        left, _ = self.queue.take(len(self.queue.items))
+        for p in left:
+            p.future.set_exception(Refused(503, "the server shut down", {"Retry-After": "5"}))
 
 
 class BodyLimit:
@@ -242,7 +267,7 @@ class BodyLimit:
 def create_app(server: TaskServer) -> FastAPI:
     @asynccontextmanager
     async def lifespan(app):
-        server.queue = asyncio.Queue()
+        server.queue = WorkQueue()
         server.closing = False
         job = asyncio.create_task(server.worker())
         yield

@@ -1,0 +1,106 @@
+"""`tasktune compare` and `tasktune report` on a tiny model: the grid runs as ordinary train runs,
+resumes, records failures, reports baselines and spread, and docs regenerate from results only."""
+
+import json
+from pathlib import Path
+
+import pytest
+from typer.testing import CliRunner
+
+from tasktune import TasktuneError
+from tasktune.cli.app import app, train_option_names
+from tasktune.experiments import docs
+from tasktune.experiments.config import load_experiment
+from tasktune.experiments.runner import read_results
+
+from conftest import save_tiny, toy_rows, write_jsonl
+
+runner = CliRunner()
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def config(tmp_path, body: str) -> Path:
+    model = save_tiny("gpt2", tmp_path / "model")
+    write_jsonl(tmp_path / "toy" / "train.jsonl", toy_rows(40))
+    write_jsonl(tmp_path / "toy" / "dev.jsonl", toy_rows(8))
+    write_jsonl(tmp_path / "shift.jsonl", toy_rows(6))
+    path = tmp_path / "exp.toml"
+    path.write_text(f'model = "{model}"\ndata = ["toy"]\nseeds = [0, 1, 2]\nmax_steps = 2\n'
+                    f'eval_also = ["shift.jsonl"]\ntemplate = "review : {{text}} sentiment :{{answer}}"\n'
+                    f'train = {{ batch_size = 4, dtype = "float32", dev_size = 6, eval_every = 1 }}\n' + body)
+    return path
+
+
+def test_a_grid_runs_resumes_and_reports(tmp_path):
+    cfg = config(tmp_path, '[methods.prompt]\nmethod = "prompt-tuning"\nensemble = true\n'
+                           '[methods.len]\nmethod = "prompt-tuning"\n[methods.len.axes]\nprompt_length = [1, 3]\n'
+                           '[methods.broken]\nmethod = "prompt-tuning"\ninit = "text"\n')
+    out = tmp_path / "out"
+    result = runner.invoke(app, ["compare", str(cfg), "--output", str(out), "--quiet"])
+    assert result.exit_code == 0, result.output
+    records = read_results(out)
+    ids = [r["id"] for r in records]
+    assert len(ids) == 1 + 3 + 6 + 3 + 1 and len(set(ids)) == len(ids)  # baselines, cells, ensemble
+    failed = [r for r in records if r["status"] == "failed"]
+    assert len(failed) == 3 and all("toy/broken" in r["error"] for r in failed)  # init=text without text
+    cell = next(r for r in records if r["id"] == "toy/prompt/seed0")
+    assert set(cell["evaluations"]) == {"toy/dev.jsonl", cell_key(tmp_path)}  # reported split + eval_also
+    assert cell["summary"]["trainable_parameters"] > 0 and cell["commit"] and cell["versions"]["torch"]
+    assert (out / "runs" / "toy__prompt__seed0" / "tasktune.json").is_file()  # a normal artifact
+    report = (out / "report.md").read_text()
+    assert "majority class" in report and "zero-shot" in report and " ± " in report and "ensemble" in report
+    assert all((out / f).is_file() for f in ("params.png", "curves.png", "axis_prompt_length.png"))
+
+    # resumable: finished cells are skipped, failed ones run again
+    again = runner.invoke(app, ["compare", str(cfg), "--output", str(out), "--quiet"])
+    assert again.exit_code == 0
+    assert len(read_results(out)) == len(records) + 3
+
+
+def cell_key(tmp_path):
+    return f"{tmp_path.name}/shift.jsonl"
+
+
+@pytest.mark.parametrize("body,needle", [
+    ('[methods.x]\nmethod = "lora"\n', "unknown method 'lora'"),
+    ('[methods.x]\nmethod = "prompt-tuning"\ncolour = 3\n', "'colour' is not a `tasktune train` option"),
+    ('[methods.x]\nmethod = "prompt-tuning"\nseed = 3\n', "'seed' is set by the experiment"),
+    ('colour = 1\n[methods.x]\nmethod = "prompt-tuning"\n', "unknown key 'colour'"),
+])
+def test_bad_configs_name_the_key(tmp_path, body, needle):
+    with pytest.raises(TasktuneError, match=needle.replace("(", r"\(").replace("`", ".")):
+        load_experiment(config(tmp_path, body), train_option_names())
+
+
+def test_missing_data_and_too_few_seeds(tmp_path):
+    cfg = config(tmp_path, '[methods.x]\nmethod = "prompt-tuning"\n')
+    text = cfg.read_text()
+    cfg.write_text(text.replace('data = ["toy"]', 'data = ["nowhere"]'))
+    with pytest.raises(TasktuneError, match="nowhere"):
+        load_experiment(cfg, train_option_names())
+    cfg.write_text(text.replace("seeds = [0, 1, 2]", "seeds = [0]"))
+    with pytest.raises(TasktuneError, match="at least 3"):
+        load_experiment(cfg, train_option_names())
+
+
+def test_report_check_fails_on_a_hand_edit(tmp_path):
+    results = tmp_path / "results" / "demo"
+    results.mkdir(parents=True)
+    record = {"id": "toy/zero-shot", "dataset": "toy", "kind": "baseline", "status": "ok", "commit": "abc",
+              "model": "m", "max_steps": 1, "machine": "cpu", "versions": {},
+              "baselines": [{"template": "", "evaluations": {"toy/dev.jsonl": {"accuracy": 0.5,
+                                                                               "majority_baseline": 0.5}}}]}
+    (results / "results.jsonl").write_text(json.dumps(record) + "\n")
+    doc = tmp_path / "DOC.md"
+    doc.write_text("# Doc\n")
+    assert docs.write_section(doc, results, "demo")
+    assert docs.check(doc, tmp_path / "results") == []
+    doc.write_text(doc.read_text().replace("50.0", "55.0"))  # a number typed by hand
+    assert docs.check(doc, tmp_path / "results") == ["demo"]
+
+
+def test_the_repository_docs_match_their_results():
+    """What CI checks: every generated compare section of docs/BENCHMARKS.md re-renders from
+    docs/results/compare/NAME/results.jsonl exactly (no training)."""
+    doc = ROOT / "docs" / "BENCHMARKS.md"
+    assert docs.check(doc, ROOT / "docs" / "results" / "compare") == []
