@@ -203,3 +203,14 @@ def test_generation_commands_of_the_readme(tiny_dir, tmp_path, method):
     assert {"bleu", "rouge_l", "tokens_per_second"} <= set(metrics) and metrics["n"] == 2  # grouped per source
     result, err = run("predict", out, "--text", "name : paris area : city", "--max-new-tokens", 4, "--beams", 1)
     assert err is None and result.exit_code == 0 and isinstance(result.stdout, str)
+
+
+def test_zero_shot_generation_from_the_cli(tiny_dir, tmp_path):
+    rows = [{"table": f"name : {n}", "text": f"the {n}"} for n in ("paris", "london")] * 3
+    write_jsonl(tmp_path / "e2e" / "train.jsonl", rows)
+    write_jsonl(tmp_path / "e2e" / "valid.jsonl", rows[:2])
+    result, err = run("zero-shot", "--objective", "generation", "--data", tmp_path / "e2e", "--model", tiny_dir,
+                      "--dtype", "float32", "--beams", 1, "--max-new-tokens", 3, "--json")
+    assert err is None, err
+    metrics = json.loads(result.stdout)
+    assert {"bleu", "rouge_l"} <= set(metrics) and metrics["n"] == 2

@@ -41,3 +41,15 @@ def test_facts_p_tuning_end_to_end(tmp_path):
     assert 0 <= metrics["p_at_1"] <= 1 and metrics["n"] > 0
     res = runner.invoke(app, ["predict", str(tmp_path / "out"), "--text", "name 3"])
     assert res.exit_code == 0 and res.stdout.split()[0]
+
+
+def test_zero_shot_facts_prints_the_majority_object_beside_p_at_1(tmp_path):
+    model = save_tiny("gpt2", tmp_path / "m")
+    rows = [{"relation": "P19", "subject": f"name {i}", "object": CITIES[int(i % 3 == 0)]} for i in range(90)]
+    data = write_jsonl(tmp_path / "P19.jsonl", rows)
+    res = CliRunner().invoke(app, ["zero-shot", "--objective", "facts", "--data", str(data), "--model", str(model),
+                                   "--dtype", "float32", "--json"])
+    assert res.exit_code == 0, res.exception
+    metrics = json.loads(res.stdout)
+    assert metrics["majority_object"] == "paris" and 0.5 < metrics["majority_object_p_at_1"] < 0.8
+    assert 0 <= metrics["p_at_1"] <= 1

@@ -135,6 +135,10 @@ def eval_cmd(
         metrics = task.evaluate_generation(rows, beams, max_new_tokens)
     else:
         metrics = task.evaluate(rows, batch_size)
+    if task.objective.reads_facts:  # the trivial row of knowledge probing, beside P@1
+        from tasktune.data.facts import load_facts, majority_object_p_at_1
+
+        metrics.update(majority_object_p_at_1(load_facts(data)[0].train, rows, task.objective))
     _report(metrics, json_out)
 
 
@@ -177,26 +181,36 @@ def _zero_shot(**kw) -> None:
     from tasktune.backbone import load_backbone
     from tasktune.build import build_task
     from tasktune.methods import ZeroShotConfig
-    from tasktune.templates import default_template
 
     common.quiet_libraries()
-    fmap = common.parse_field_map(kw["text_field"], kw["field"])
-    data = common.load_data(kw["data"], fmap, kw["label_field"])
-    rows = data.dev or data.test or data.train
-    labels = data.labels
-    template = kw["template"] or default_template(data.fields, labels)
-    if kw["preset"]:
-        from tasktune.templates.fewglue import preset_template
-
-        preset_tmpl, kw["verbalizer"] = preset_template(kw["preset"], kw["pattern"], "zero-shot")
-        template = kw["template"] or preset_tmpl
+    source = common.read_task_source(kw, "zero-shot")
+    data = source.data
     backbone = load_backbone(kw["model"], kw["dtype"], kw["device"], trust_remote_code=kw["trust_remote_code"])
-    task = build_task(backbone, "zero-shot", ZeroShotConfig(), template, labels, kw["verbalizer"], kw["max_length"])
-    _report({**task.evaluate(rows, kw["batch_size"]), "template": task.template.source}, kw["json_out"])
+    task = build_task(backbone, "zero-shot", ZeroShotConfig(), source.template, source.labels, source.verbalizer,
+                      kw["max_length"], objective=source.objective, target_field=kw["target_field"])
+    if task.objective.reads_facts:  # knowledge probing: the held-out test split, beside the majority object
+        from tasktune.data.facts import majority_object_p_at_1
+
+        rows = data.test
+        metrics = {**task.evaluate(rows, kw["batch_size"]), **majority_object_p_at_1(data.train, rows, task.objective)}
+    elif task.objective.decodes:
+        rows = data.dev or data.test or data.train
+        metrics = task.evaluate_generation(rows, kw["beams"], kw["max_new_tokens"])
+    else:
+        rows = data.dev or data.test or data.train
+        metrics = task.evaluate(rows, kw["batch_size"])
+    _report({**metrics, "template": task.template.source}, kw["json_out"])
 
 
 app.command("zero-shot", help="Evaluate a template and verbalizer with no training (the baseline).")(
-    with_signature(_zero_shot, [_opt("data", None, "Labelled file or folder (its dev split).", str | None)]
+    with_signature(_zero_shot, [_opt("data", None, "Labelled file or folder (its dev split; facts: the test split).",
+                                     str | None),
+                                _opt("objective", "classification", "classification, facts (P@1 beside the majority "
+                                     "object) or generation (BLEU / ROUGE-L).", str, "--objective", "--task"),
+                                _opt("target_field", "text", "Generation: the field holding the text to produce.",
+                                     str),
+                                _opt("beams", 5, "Generation: beam size (1 = greedy).", int, min=1),
+                                _opt("max_new_tokens", 64, "Generation: longest output.", int, min=1)]
                    + MODEL_OPTS + DATA_OPTS
                    + [_opt("max_length", 256, "Longest sequence in tokens.", int, min=8),
                       _opt("batch_size", 32, "Evaluation batch size.", int, min=1),

@@ -50,7 +50,8 @@ def register(app, train_option_names: set[str]) -> None:
     @app.command("report")
     def report_cmd(
         results: Path | None = typer.Argument(None, help="A compare output folder (holds results.jsonl)."),
-        doc: Path = typer.Option(Path("docs/BENCHMARKS.md"), "--doc", help="Document with generated sections."),
+        doc: list[Path] = typer.Option([Path("docs/BENCHMARKS.md"), Path("README.md")], "--doc",
+                                       help="Document(s) with generated sections (repeatable)."),
         results_root: Path = typer.Option(Path("docs/results/compare"), "--results-root",
                                           help="Where the results of each generated section live (ROOT/NAME)."),
         check: bool = typer.Option(False, "--check", help="Re-render every generated section of --doc from its "
@@ -62,11 +63,14 @@ def register(app, train_option_names: set[str]) -> None:
         from tasktune.experiments.runner import read_results
 
         if check:
-            stale = docs.check(doc, results_root)
-            if stale:
-                raise TasktuneError(f"{doc}: generated section(s) {', '.join(stale)} differ from their results; "
-                                    "run `tasktune report RESULTS` to regenerate")
-            common.print_json({"checked": docs.sections_in(doc), "stale": []})
+            checked = []
+            for d in doc:
+                stale = docs.check(d, results_root)
+                if stale:
+                    raise TasktuneError(f"{d}: generated section(s) {', '.join(stale)} differ from their results; "
+                                        "run `tasktune report RESULTS` to regenerate")
+                checked += [f"{d}:{n}" for n in docs.sections_in(d)]
+            common.print_json({"checked": checked, "stale": []})
             return
         if results is None:
             raise TasktuneError("give a results folder, or --check")
@@ -76,5 +80,10 @@ def register(app, train_option_names: set[str]) -> None:
         name = results.name
         plot(records, results)
         (results / "report.md").write_text(render(records, name, images="."), encoding="utf-8")
-        changed = docs.write_section(doc, results, name)
-        common.print_json({"report": str(results / "report.md"), "doc": str(doc), "changed": changed})
+        changed = {}
+        for d in doc:  # the full section goes to BENCHMARKS.md; a document that holds NAME:glance gets that
+            names = [n for n in docs.sections_in(d) if n.partition(":")[0] == name] or \
+                ([name] if d.name == "BENCHMARKS.md" else [])
+            for n in names:
+                changed[f"{d}:{n}"] = docs.write_section(d, results, n)
+        common.print_json({"report": str(results / "report.md"), "changed": changed})

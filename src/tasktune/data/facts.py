@@ -55,3 +55,16 @@ def load_facts(path: str | Path) -> tuple[DataSplits, str]:
     for ex in rows:
         splits[split_of(ex.fields["subject"])].append(ex)
     return DataSplits(splits["train"], splits["dev"], splits["test"], str(path)), relations.pop()
+
+
+def majority_object_p_at_1(train: list[Example], test: list[Example], objective) -> dict:
+    """The trivial row of a facts table: always answer the most common object of train. Scored over
+    the same rows P@1 is (single-token answers, `objective.label_index` >= 0)."""
+    from collections import Counter
+
+    if not train:
+        return {}
+    majority, _ = Counter(ex.label for ex in train).most_common(1)[0]
+    scored = [ex for ex in test if ex.label is not None and objective.label_index(ex) >= 0]
+    hit = sum(ex.label == majority for ex in scored) / max(1, len(scored))
+    return {"majority_object": majority, "majority_object_p_at_1": hit}

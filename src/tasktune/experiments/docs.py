@@ -1,6 +1,7 @@
 """Generated sections of the docs: `<!-- compare:NAME:start -->` ... `<!-- compare:NAME:end -->`
-holds the report of the results folder NAME, rendered from its results.jsonl and nothing else.
-`check` re-renders every such section and lists the ones that differ from the file (CI runs it)."""
+holds the report of the results folder NAME, rendered from its results.jsonl and nothing else;
+`compare:NAME:glance` holds its short form (the README's results at a glance). `check`
+re-renders every such section and lists the ones that differ from the file (CI runs it)."""
 
 from __future__ import annotations
 
@@ -8,7 +9,7 @@ import re
 from pathlib import Path
 
 from tasktune import TasktuneError
-from tasktune.experiments.report import render
+from tasktune.experiments.report import render, render_glance
 from tasktune.experiments.runner import read_results
 
 
@@ -17,10 +18,13 @@ def _pattern(name: str) -> re.Pattern:
 
 
 def section(results: Path, name: str) -> str:
+    """The section `name` (NAME or NAME:glance) rendered from the results folder."""
     records = read_results(results)
     if not records:
         raise TasktuneError(f"{results}: no results.jsonl (run `tasktune compare` first)")
-    return f"<!-- compare:{name}:start -->\n{render(records, name)}<!-- compare:{name}:end -->"
+    base, _, form = name.partition(":")
+    body = render_glance(records, base) if form == "glance" else render(records, base)
+    return f"<!-- compare:{name}:start -->\n{body}<!-- compare:{name}:end -->"
 
 
 def write_section(doc: Path, results: Path, name: str) -> bool:
@@ -35,7 +39,8 @@ def write_section(doc: Path, results: Path, name: str) -> bool:
 
 
 def sections_in(doc: Path) -> list[str]:
-    return re.findall(r"<!-- compare:([^:]+):start -->", doc.read_text(encoding="utf-8")) if doc.is_file() else []
+    text = doc.read_text(encoding="utf-8") if doc.is_file() else ""
+    return re.findall(r"<!-- compare:([^:>]+(?::glance)?):start -->", text)
 
 
 def check(doc: Path, results_root: Path) -> list[str]:
@@ -44,6 +49,6 @@ def check(doc: Path, results_root: Path) -> list[str]:
     stale = []
     for name in sections_in(doc):
         match = _pattern(name).search(text)
-        if match is None or match.group(0) != section(results_root / name, name):
+        if match is None or match.group(0) != section(results_root / name.partition(":")[0], name):
             stale.append(name)
     return stale

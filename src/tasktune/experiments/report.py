@@ -108,6 +108,20 @@ def render_table(rows: list[dict]) -> str:
     return "\n".join(lines)
 
 
+def render_glance(records: list[dict], name: str) -> str:
+    """The short form for a README: per dataset, each row's score on every file, nothing else."""
+    lines = []
+    for dataset, rows in group_rows(records).items():
+        files = []
+        for r in rows:
+            files += [f for f in r["files"] if f not in files]
+        lines += [f"**{dataset}** (`{name}`; details in docs/BENCHMARKS.md)", "",
+                  "| | " + " | ".join(files) + " |", "|---|" + "---|" * len(files)]
+        lines += ["| " + r["name"] + " | " + " | ".join(_fmt(r["scores"].get(f), r["n"]) for f in files) + " |"
+                  for r in rows]
+    return "\n".join(lines) + "\n"
+
+
 def render(records: list[dict], name: str, images: str | None = None) -> str:
     """The report's markdown; `images`: the folder (relative to the report) holding its PNGs."""
     ok = [r for r in records if r.get("status") == "ok"]
