@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import datetime
 import json
-import platform
 import re
 from pathlib import Path
 
@@ -18,15 +17,9 @@ RESULTS = ROOT / "docs" / "results"
 def machine() -> str:
     import transformers
 
-    cpu = platform.processor() or "cpu"
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                cpu = line.split(":", 1)[1].strip()
-                break
-    except OSError:
-        pass
-    return (f"{cpu}, {torch.get_num_threads()} threads, torch {torch.__version__}, "
+    from tasktune.provenance import cpu_name
+
+    return (f"{cpu_name()}, {torch.get_num_threads()} threads, torch {torch.__version__}, "
             f"transformers {transformers.__version__}, {datetime.date.today().isoformat()}")
 
 
@@ -40,6 +33,8 @@ def write_section(name: str, title: str, command: str, body: str, data: dict | l
     text = pattern.sub(lambda _: section, text) if pattern.search(text) else text.rstrip() + "\n\n" + section + "\n"
     DOC.write_text(text)
     if data is not None:
+        if isinstance(data, dict):  # the results file names its provenance too (rendered sections read it)
+            data = {**data, "command": command, "machine": machine()}
         RESULTS.mkdir(parents=True, exist_ok=True)
         (RESULTS / f"{name}.json").write_text(json.dumps(data, indent=1, default=float) + "\n")
 

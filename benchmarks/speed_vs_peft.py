@@ -229,10 +229,13 @@ def main() -> None:
     ap.add_argument("--dtype", default="float32")
     ap.add_argument("--method", default="prompt")
     ap.add_argument("--peft-setup", default="tuned", choices=["tuned", "defaults"])
+    ap.add_argument("--dtypes", default="bfloat16,float32",
+                    help="backbone dtypes to compare (a CPU without bf16 matmuls: float32 only)")
     args = ap.parse_args()
     if args.one:
         return child(args)
-    peaks = {"float32": gemm_peak(torch.float32), "bfloat16": gemm_peak(torch.bfloat16)}
+    dtypes = args.dtypes.split(",")
+    peaks = {d: gemm_peak(getattr(torch, d)) for d in dtypes}
     rows = []
     # (library, method, dtype, PEFT setup): per method tasktune, PEFT tuned at the same dtype, PEFT's defaults
     runs = [("tasktune", "prompt", "bfloat16", ""), ("peft", "prompt", "bfloat16", "tuned"),
@@ -241,6 +244,12 @@ def main() -> None:
     for method in ("prefix", "ptuning"):
         runs += [("tasktune", method, "bfloat16", ""), ("peft", method, "bfloat16", "tuned"),
                  ("peft", method, "bfloat16", "defaults"), ("peft", method, "float32", "defaults")]
+    if "bfloat16" not in dtypes:  # each method at the dtypes asked for: tasktune, PEFT tuned, PEFT defaults
+        runs = [r for r in runs if r[2] != "bfloat16"]
+        runs += [("tasktune", m, "float32", "") for m in ("prefix", "ptuning")]
+        runs += [("peft", m, "float32", "tuned") for m in ("prefix", "ptuning")]
+        order = {"prompt": 0, "prefix": 1, "ptuning": 2}
+        runs.sort(key=lambda r: (order[r[1]], r[0] != "tasktune", r[3] == "defaults"))
     for lib, method, dtype, setup in runs:
         cmd = [sys.executable, __file__, "--one", lib, "--dtype", dtype, "--steps", str(args.steps),
                "--eval-n", str(args.eval_n), "--method", method] + (["--peft-setup", setup] if setup else [])
@@ -282,12 +291,13 @@ def main() -> None:
             "SST-2 train batches of 16 (natural lengths, the "
             f"same {args.steps} batches for every run; step 1 is warm-up), eval on the first {args.eval_n} dev "
             "sentences at batch 32. Each row is its own process.\n\n"
-            f"GEMM peak (2048^3): fp32 {peaks['float32'] / 1e9:.0f} GFLOP/s, bf16 {peaks['bfloat16'] / 1e9:.0f} "
-            "GFLOP/s.\n\n**tasktune / PEFT at the same backbone dtype** (PEFT tuned for this CPU first, its "
+            "GEMM peak (2048^3): " + ", ".join(f"{d} {v / 1e9:.0f} GFLOP/s" for d, v in peaks.items())
+            + ".\n\n**tasktune / PEFT at the same backbone dtype** (PEFT tuned for this CPU first, its "
             "defaults second):\n\n" + "\n".join(f"- {k}: **{v:.2f}x**" for k, v in ratios.items())
             + "\n\n" + table(rows, cols))
     write_section("speed_vs_peft", "Speed and memory: tasktune vs PEFT (prompt tuning, prefix tuning, P-tuning)",
-                  f"python benchmarks/speed_vs_peft.py --steps {args.steps} --eval-n {args.eval_n}", body,
+                  f"python benchmarks/speed_vs_peft.py --steps {args.steps} --eval-n {args.eval_n} "
+                  f"--dtypes {args.dtypes}", body,
                   {"rows": rows, "ratios": ratios, "gemm_peak": peaks})
 
 

@@ -214,3 +214,17 @@ def test_zero_shot_generation_from_the_cli(tiny_dir, tmp_path):
     assert err is None, err
     metrics = json.loads(result.stdout)
     assert {"bleu", "rouge_l"} <= set(metrics) and metrics["n"] == 2
+
+
+def test_eval_ensemble_of_runs(tiny_dir, data_dir, tmp_path):
+    runs = [tmp_path / f"run{s}" for s in range(3)]
+    for s, out in enumerate(runs):
+        result, err = run(*train_args(tiny_dir, data_dir, out, "--seed", s))
+        assert err is None
+    result, err = run("eval", *runs, "--ensemble", "--data", data_dir / "dev.jsonl", "--json")
+    assert err is None, err
+    metrics = json.loads(result.stdout)
+    assert metrics["members"] == 3 and len(metrics["member_accuracy"]) == 3 and 0 <= metrics["accuracy"] <= 1
+    assert "majority_baseline" in metrics
+    _, err = run("eval", *runs, "--data", data_dir / "dev.jsonl")
+    assert err and "--ensemble" in err

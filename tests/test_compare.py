@@ -106,3 +106,12 @@ def test_the_repository_docs_match_their_results():
     docs/results/compare/NAME/results.jsonl exactly (no training)."""
     for doc in (ROOT / "docs" / "BENCHMARKS.md", ROOT / "README.md"):
         assert docs.check(doc, ROOT / "docs" / "results" / "compare") == [], doc
+        assert docs.check_results(doc, ROOT / "docs" / "results") == [], doc
+
+
+def test_the_readme_experiment_config_is_valid_and_report_check_passes():
+    exp = load_experiment(ROOT / "docs" / "experiments" / "sst2.toml", train_option_names())
+    assert len(exp.seeds) >= 3 and exp.eval_also and exp.ensembles
+    result = runner.invoke(app, ["report", "--check", "--doc", str(ROOT / "docs" / "BENCHMARKS.md"), "--doc",
+                                 str(ROOT / "README.md"), "--results-root", str(ROOT / "docs" / "results" / "compare")])
+    assert result.exit_code == 0, result.output

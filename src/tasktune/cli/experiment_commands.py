@@ -57,7 +57,8 @@ def register(app, train_option_names: set[str]) -> None:
         check: bool = typer.Option(False, "--check", help="Re-render every generated section of --doc from its "
                                    "results and fail when one differs (CI); writes nothing."),
     ):
-        """Render a compare folder's report.md and plots, and its section of --doc, from results.jsonl alone."""
+        """Render a compare folder's report.md and plots, and its section of --doc, from results.jsonl alone;
+        without a folder, re-render the result:NAME sections of --doc from docs/results/NAME.json."""
         from tasktune.experiments import docs
         from tasktune.experiments.report import plot, render
         from tasktune.experiments.runner import read_results
@@ -66,14 +67,17 @@ def register(app, train_option_names: set[str]) -> None:
             checked = []
             for d in doc:
                 stale = docs.check(d, results_root)
+                stale += [f"result:{n}" for n in docs.check_results(d, results_root.parent)]
                 if stale:
                     raise TasktuneError(f"{d}: generated section(s) {', '.join(stale)} differ from their results; "
                                         "run `tasktune report RESULTS` to regenerate")
-                checked += [f"{d}:{n}" for n in docs.sections_in(d)]
+                checked += [f"{d}:{n}" for n in docs.sections_in(d) + docs.result_sections_in(d)]
             common.print_json({"checked": checked, "stale": []})
             return
-        if results is None:
-            raise TasktuneError("give a results folder, or --check")
+        if results is None:  # the sections rendered from benchmark scripts' results files
+            changed = {str(d): docs.write_result_sections(d, results_root.parent) for d in doc}
+            common.print_json({"changed": changed})
+            return
         records = read_results(results)
         if not records:
             raise TasktuneError(f"{results}: no results.jsonl")

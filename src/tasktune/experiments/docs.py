@@ -52,3 +52,64 @@ def check(doc: Path, results_root: Path) -> list[str]:
         if match is None or match.group(0) != section(results_root / name.partition(":")[0], name):
             stale.append(name)
     return stale
+
+
+# ---- sections rendered from a benchmark script's results file (docs/results/NAME.json) ----------
+def _speed_glance(data: dict) -> str:
+    """tasktune / PEFT at the same backbone dtype, PEFT tuned for the CPU (the headline)."""
+    rows = data["ratios"]
+    keys = [k for k in rows if " vs PEFT tuned " in k]
+    peak = data.get("gemm_peak", {})
+    lines = ["| tasktune / PEFT tuned (same backbone dtype, eager attention, label-only logits) | ratio |",
+             "|---|---|"]
+    lines += [f"| {k} | {rows[k]:.2f}x |" for k in keys]
+    machine = data.get("machine", "")
+    if peak:
+        lines += ["", "GEMM peak " + ", ".join(f"{d} {v / 1e9:.0f} GFLOP/s" for d, v in peak.items())
+                  + (f" ({machine})" if machine else " (machine: the speed_vs_peft section of docs/BENCHMARKS.md)")
+                  + ". Throughput ratios above 1 and memory ratios below 1 favour tasktune; PEFT's untuned "
+                  "defaults are second rows in docs/BENCHMARKS.md."]
+    return "\n".join(lines) + "\n"
+
+
+RESULT_RENDERERS = {"speed_vs_peft": _speed_glance}
+
+
+def result_section(results_dir: Path, name: str) -> str:
+    import json
+
+    path = results_dir / f"{name}.json"
+    if name not in RESULT_RENDERERS or not path.is_file():
+        raise TasktuneError(f"no results renderer or file for section 'result:{name}' ({path})")
+    body = RESULT_RENDERERS[name](json.loads(path.read_text(encoding="utf-8")))
+    return f"<!-- result:{name}:start -->\n{body}<!-- result:{name}:end -->"
+
+
+def result_sections_in(doc: Path) -> list[str]:
+    text = doc.read_text(encoding="utf-8") if doc.is_file() else ""
+    return re.findall(r"<!-- result:([^:>]+):start -->", text)
+
+
+def _result_pattern(name: str) -> re.Pattern:
+    return re.compile(rf"<!-- result:{re.escape(name)}:start -->\n.*?<!-- result:{re.escape(name)}:end -->", re.S)
+
+
+def write_result_sections(doc: Path, results_dir: Path) -> list[str]:
+    """Re-render every result:NAME section of `doc`; the names that changed."""
+    text = doc.read_text(encoding="utf-8")
+    changed = []
+    for name in result_sections_in(doc):
+        new = result_section(results_dir, name)
+        updated = _result_pattern(name).sub(lambda _, new=new: new, text)
+        if updated != text:
+            changed.append(name)
+            text = updated
+    if changed:
+        doc.write_text(text, encoding="utf-8")
+    return changed
+
+
+def check_results(doc: Path, results_dir: Path) -> list[str]:
+    text = doc.read_text(encoding="utf-8")
+    return [n for n in result_sections_in(doc)
+            if (m := _result_pattern(n).search(text)) is None or m.group(0) != result_section(results_dir, n)]

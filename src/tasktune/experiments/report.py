@@ -146,6 +146,17 @@ def render(records: list[dict], name: str, images: str | None = None) -> str:
     return "\n".join(lines) + "\n"
 
 
+def _save(fig, ax, path: Path, legend: int = 6) -> Path:
+    import matplotlib.pyplot as plt
+
+    if ax.get_legend_handles_labels()[0]:
+        ax.legend(fontsize=legend)
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+    return path
+
+
 def plot(records: list[dict], folder: Path) -> list[Path]:
     """PNG plots next to the report; returns their paths."""
     import matplotlib
@@ -170,11 +181,7 @@ def plot(records: list[dict], folder: Path) -> list[Path]:
     ax.set_xscale("log")
     ax.set_xlabel("trainable parameters")
     ax.set_ylabel("reported-split score (%)")
-    ax.legend(fontsize=6)
-    fig.tight_layout()
-    written.append(folder / "params.png")
-    fig.savefig(written[-1], dpi=110)
-    plt.close(fig)
+    written.append(_save(fig, ax, folder / "params.png"))
 
     fig, ax = plt.subplots(figsize=(6, 4))
     for r in records:
@@ -184,11 +191,7 @@ def plot(records: list[dict], folder: Path) -> list[Path]:
                 ax.plot(*zip(*pts, strict=True), lw=0.8, label=r["id"])
     ax.set_xlabel("step")
     ax.set_ylabel("selection score (held out of train)")
-    ax.legend(fontsize=5)
-    fig.tight_layout()
-    written.append(folder / "curves.png")
-    fig.savefig(written[-1], dpi=110)
-    plt.close(fig)
+    written.append(_save(fig, ax, folder / "curves.png", legend=5))
 
     axes = sorted({k for r in records if r.get("kind") == "cell" for k in r.get("axes", {})})
     for a in axes:
@@ -205,9 +208,5 @@ def plot(records: list[dict], folder: Path) -> list[Path]:
                             label=f"{dataset}: {method}")
         ax.set_xlabel(a)
         ax.set_ylabel("reported-split score (%)")
-        ax.legend(fontsize=6)
-        fig.tight_layout()
-        written.append(folder / f"axis_{a}.png")
-        fig.savefig(written[-1], dpi=110)
-        plt.close(fig)
+        written.append(_save(fig, ax, folder / f"axis_{a}.png"))
     return written

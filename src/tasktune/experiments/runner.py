@@ -12,9 +12,7 @@ from __future__ import annotations
 
 import json
 import os
-import platform
 import re
-import subprocess
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -22,6 +20,7 @@ from pathlib import Path
 from tasktune.artifact.files import versions
 from tasktune.data.splits import find_split
 from tasktune.experiments.config import Cell, Experiment
+from tasktune.provenance import git_commit, machine
 from tasktune.train.run_folder import work_folder
 
 Invoke = Callable[[list[str]], dict]
@@ -47,29 +46,6 @@ def append_result(folder: Path, record: dict) -> None:
         f.write(json.dumps(record, default=float) + "\n")
         f.flush()
         os.fsync(f.fileno())
-
-
-def git_commit() -> str:
-    try:
-        head = subprocess.run(["git", "rev-parse", "--short", "HEAD"], capture_output=True, text=True, timeout=10,
-                              cwd=Path(__file__).parent).stdout.strip()
-        dirty = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no"], capture_output=True,
-                               text=True, timeout=10, cwd=Path(__file__).parent).stdout.strip()
-    except (OSError, subprocess.SubprocessError):
-        return "unknown"
-    return (head or "unknown") + ("+dirty" if dirty else "")
-
-
-def machine() -> str:
-    cpu = platform.processor() or "cpu"
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                cpu = line.split(":", 1)[1].strip()
-                break
-    except OSError:
-        pass
-    return f"{cpu}, {os.cpu_count()} cores"
 
 
 def as_args(options: dict) -> list[str]:

@@ -212,7 +212,5 @@ class TaskModule(nn.Module):
         return out
 
     def load_checkpoint_state(self, tensors: dict[str, torch.Tensor]) -> None:
-        backbone_part, own = TunedBackbone.split(tensors)
-        if self.tuned is not None:
-            self.tuned.load(backbone_part)
-        self.load_state_dict(own)
+        """The inverse of checkpoint_state (the same split as an artifact's tensors, no casts needed)."""
+        TaskModule.load_tensors(self, tensors)

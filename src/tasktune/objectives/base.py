@@ -99,8 +99,11 @@ class Objective(ABC):
         """The training loss of a batch's scores."""
 
     def evaluation_set(self, examples: list[Example]) -> list[Example]:
-        """The examples `metrics` can score (classification: the labelled ones)."""
-        return examples
+        """The examples `metrics` can score: by default the labelled ones (none is an error)."""
+        labeled = [ex for ex in examples if ex.label is not None]
+        if not labeled:
+            raise TasktuneError("evaluation data has no labels")
+        return labeled
 
     @abstractmethod
     def metrics(self, scores: torch.Tensor, examples: list[Example]) -> dict:

@@ -42,14 +42,6 @@ class ClassificationObjective(Objective):
     def loss(self, scores: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
         return F.cross_entropy(scores, labels.to(scores.device), ignore_index=-100)
 
-    def evaluation_set(self, examples: list[Example]) -> list[Example]:
-        from tasktune import TasktuneError
-
-        labeled = [ex for ex in examples if ex.label is not None]
-        if not labeled:
-            raise TasktuneError("evaluation data has no labels")
-        return labeled
-
     def metrics(self, scores: torch.Tensor, examples: list[Example]) -> dict:
         gold = torch.tensor([self.label_index(ex) for ex in examples])
         pred = scores.argmax(-1)
