@@ -89,7 +89,7 @@ def main() -> None:
     body = ("### FewGLUE dev32 (32 train, 32 dev)\n\n"
             f"P-tuning: {args.steps} steps, batch 8, lr 1e-3, LSTM encoder, best of 4 evaluations on dev32. "
             f"Fine-tuning: {args.ft_steps} steps, batch 8, lr 2e-5, fp32, best of 4 evaluations. Patterns and "
-            "verbalizers: src/tasktune/templates/tasks.py. One seed (see the script's docstring). Note that "
+            "verbalizers: src/tasktune/templates/fewglue.py. One seed (see the script's docstring). Note that "
             "selecting the best evaluation on dev32 and reporting dev32 is optimistic, as in FewGLUE practice.\n\n"
             + table(rows, cols)
             + "\n\n### Stability across manual templates (SST-2, first 300 dev sentences)\n\n"

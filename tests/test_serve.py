@@ -113,3 +113,54 @@ def test_api_key(tmp_path):
         assert client.post("/predict", json=body, headers={"Authorization": "Bearer wrong"}).status_code == 401
         assert client.post("/predict", json=body, headers={"Authorization": "Bearer s3cret"}).status_code == 200
         assert client.get("/metrics").status_code == 401
+
+
+def test_serve_command_with_limits_and_key_stops_on_sigterm(tmp_path):
+    """The README's serve line as a real process: flags parse, the key is enforced, SIGTERM ends it."""
+    import json
+    import os
+    import signal
+    import socket
+    import subprocess
+    import sys
+    import time
+
+    import httpx
+
+    from tasktune.cli.app import main  # noqa: F401  (the command under test)
+
+    from conftest import save_tiny, toy_rows, write_jsonl
+
+    model = save_tiny("gpt2", tmp_path / "model")
+    write_jsonl(tmp_path / "d" / "train.jsonl", toy_rows(12))
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join(sys.path)}
+    subprocess.run([sys.executable, "-m", "tasktune.cli", "train", "--model", str(model), "--data",
+                    str(tmp_path / "d"), "--output", str(tmp_path / "sst2"), "--max-steps", "2", "--batch-size", "4",
+                    "--prompt-length", "2", "--dtype", "float32", "--quiet", "--template", T], check=True, env=env,
+                   capture_output=True)
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    proc = subprocess.Popen([sys.executable, "-m", "tasktune.cli", "serve", str(tmp_path / "sst2"), "--port", str(port),
+                             "--max-inputs", "64", "--api-key", "k3y"], env=env, stderr=subprocess.PIPE)
+    try:
+        base = f"http://127.0.0.1:{port}"
+        for _ in range(200):
+            try:
+                if httpx.get(base + "/health", timeout=1).status_code == 200:
+                    break
+            except httpx.HTTPError:
+                time.sleep(0.1)
+        body = {"task": "sst2", "inputs": ["a lovely film"]}
+        assert httpx.post(base + "/predict", json=body).status_code == 401
+        ok = httpx.post(base + "/predict", json=body, headers={"Authorization": "Bearer k3y"})
+        assert ok.status_code == 200 and json.loads(ok.text)["predictions"][0]["label"] in ("positive", "negative")
+        many = httpx.post(base + "/predict", json={"task": "sst2", "inputs": ["x"] * 65},
+                          headers={"Authorization": "Bearer k3y"})
+        assert many.status_code == 422
+    finally:
+        proc.send_signal(signal.SIGTERM)
+        t0 = time.perf_counter()
+        code = proc.wait(timeout=20)  # uvicorn shuts down gracefully, then re-raises the signal it caught
+        assert code in (0, -signal.SIGTERM) and time.perf_counter() - t0 < 10
+        assert b"Traceback" not in proc.stderr.read()

@@ -170,8 +170,8 @@ def plot(records: list[dict], folder: Path) -> list[Path]:
     fig, ax = plt.subplots(figsize=(6, 4))
     for dataset, rows in tables.items():
         for r in rows:
-            if not r.get("method_name") or not r["scores"]:
-                continue
+            if not r.get("method_name") or not r["scores"] or not r.get("params"):
+                continue  # an ensemble has no parameters of its own to place on this axis
             mean, std = next(iter(r["scores"].values()))
             ax.errorbar([max(r["params"] or 1, 1)], [100 * mean], yerr=[100 * std], fmt="o", capsize=3,
                         label=f"{dataset}: {r['name']}")
