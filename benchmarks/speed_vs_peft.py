@@ -237,19 +237,13 @@ def main() -> None:
     dtypes = args.dtypes.split(",")
     peaks = {d: gemm_peak(getattr(torch, d)) for d in dtypes}
     rows = []
-    # (library, method, dtype, PEFT setup): per method tasktune, PEFT tuned at the same dtype, PEFT's defaults
-    runs = [("tasktune", "prompt", "bfloat16", ""), ("peft", "prompt", "bfloat16", "tuned"),
-            ("tasktune", "prompt", "float32", ""), ("peft", "prompt", "float32", "tuned"),
-            ("peft", "prompt", "bfloat16", "defaults"), ("peft", "prompt", "float32", "defaults")]
-    for method in ("prefix", "ptuning"):
-        runs += [("tasktune", method, "bfloat16", ""), ("peft", method, "bfloat16", "tuned"),
-                 ("peft", method, "bfloat16", "defaults"), ("peft", method, "float32", "defaults")]
-    if "bfloat16" not in dtypes:  # each method at the dtypes asked for: tasktune, PEFT tuned, PEFT defaults
-        runs = [r for r in runs if r[2] != "bfloat16"]
-        runs += [("tasktune", m, "float32", "") for m in ("prefix", "ptuning")]
-        runs += [("peft", m, "float32", "tuned") for m in ("prefix", "ptuning")]
-        order = {"prompt": 0, "prefix": 1, "ptuning": 2}
-        runs.sort(key=lambda r: (order[r[1]], r[0] != "tasktune", r[3] == "defaults"))
+    # (library, method, dtype, PEFT setup): per method and dtype tasktune and PEFT tuned side by side, then
+    # PEFT's defaults at every dtype
+    runs = []
+    for method in ("prompt", "prefix", "ptuning"):
+        for dtype in dtypes:
+            runs += [("tasktune", method, dtype, ""), ("peft", method, dtype, "tuned")]
+        runs += [("peft", method, dtype, "defaults") for dtype in dtypes]
     for lib, method, dtype, setup in runs:
         cmd = [sys.executable, __file__, "--one", lib, "--dtype", dtype, "--steps", str(args.steps),
                "--eval-n", str(args.eval_n), "--method", method] + (["--peft-setup", setup] if setup else [])

@@ -173,8 +173,8 @@ def generation_template(fields: list[str], target: str) -> str:
 
 
 def ensemble_metrics(tasks: list, rows: list[Example], batch_size: int = 32) -> dict:
-    """Accuracy of the members' majority vote (one batched pass of N copies per input), beside each
-    member's own accuracy and the majority-class baseline."""
+    """Accuracy of the members' majority vote, beside each member's own accuracy (read from the same
+    batched pass of N copies per input, not a second evaluation) and the majority-class baseline."""
     import time
 
     from tasktune.runtime import ensemble_predict
@@ -188,7 +188,8 @@ def ensemble_metrics(tasks: list, rows: list[Example], batch_size: int = 32) -> 
         votes += ensemble_predict(tasks, labeled[start : start + batch_size])
     elapsed = time.perf_counter() - t0
     acc = sum(v["label"] == ex.label for v, ex in zip(votes, labeled, strict=True)) / len(labeled)
-    members = [t.evaluate(labeled, batch_size)["accuracy"] for t in tasks]
+    members = [sum(v["members"][j] == ex.label for v, ex in zip(votes, labeled, strict=True)) / len(labeled)
+               for j in range(len(tasks))]
     counts: dict[str, int] = {}
     for ex in labeled:
         counts[ex.label] = counts.get(ex.label, 0) + 1

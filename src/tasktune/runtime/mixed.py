@@ -61,7 +61,8 @@ def mixed_scores(tasks: list, items: list[tuple[int, Example]]) -> list[torch.Te
 
 
 def ensemble_predict(tasks: list, examples: list[Example]) -> list[dict]:
-    """Majority vote of N prompts for the same task, run as one batch of N copies per input."""
+    """Majority vote of N prompts for the same task, run as one batch of N copies per input; each
+    result also names every member's own label (`members`, in task order)."""
     labels = tasks[0].verbalizer.labels
     if any(t.verbalizer.labels != labels for t in tasks):
         raise TasktuneError("an ensemble needs tasks with the same labels")
@@ -75,5 +76,6 @@ def ensemble_predict(tasks: list, examples: list[Example]) -> list[dict]:
         # ties: the label with the highest summed probability among the tied ones
         probs = sum(torch.softmax(scores[i * len(tasks) + j], -1) for j in range(len(tasks)))
         best = max((v for v in counts if counts[v] == top), key=lambda v: float(probs[v]))
-        out.append({"label": labels[best], "votes": {labels[v]: c for v, c in counts.items()}})
+        out.append({"label": labels[best], "votes": {labels[v]: c for v, c in counts.items()},
+                    "members": [labels[v] for v in votes]})
     return out
