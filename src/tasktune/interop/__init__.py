@@ -1,0 +1,1 @@
+"""Other tools' formats: PEFT adapters in and out."""
