@@ -30,6 +30,9 @@ DATA_OPTS = [
     _opt("text_field", None, "Source column to use as {text}.", str | None),
     _opt("field", None, "Rename a source column: SOURCE=NAME (repeatable).", list[str] | None),
     _opt("label_field", "label", "Source column holding the label.", str),
+    _opt("subset", None, "Hub or `datasets`-folder data: the configuration (e.g. sst2 of nyu-mll/glue).", str | None),
+    _opt("split", None, "Hub or `datasets`-folder data: load one split only (slices allowed on the hub: "
+         "train[:2000]); validation counts as dev.", str | None),
 ]
 
 
@@ -88,8 +91,9 @@ train_params = ([_opt("method", "prompt-tuning", f"One of: {', '.join(TRAINABLE)
                       "P@1; data: relation/subject/object rows, split by subject) or generation.", str,
                       "--objective", "--task"),
                  _opt("target_field", "text", "Generation: the field holding the text to produce.", str),
-                 _opt("data", None, "Folder with train/dev files, one file, or a hub dataset name "
-                      "(default: the bundled demo).", str | None),
+                 _opt("data", None, "Folder with train/dev files (JSONL, CSV, TSV, Parquet), one file, a "
+                      "`datasets` folder (save_to_disk or a dataset repository), or a hub dataset name (see --subset, "
+                      "--split; default: the bundled demo).", str | None),
                  _opt("output", None, "Run folder (artifact, metrics, checkpoint); default runs/METHOD.",
                       str | None),
                  _opt("overwrite", False, "Replace a previous run in --output.", bool),

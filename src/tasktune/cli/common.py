@@ -45,8 +45,11 @@ def parse_field_map(text_field: str | None, fields: list[str] | None) -> dict[st
 
 
 def load_data(source: str | None, field_map: dict[str, str], label_field: str,
-              explode: str | None = None) -> DataSplits:
-    return load_splits(source, field_map=field_map, label_field=label_field, explode=explode)
+              explode: str | None = None, kw: dict | None = None) -> DataSplits:
+    """`kw`: the command's options, for --subset / --split of hub and `datasets` data."""
+    kw = kw or {}
+    return load_splits(source, field_map=field_map, label_field=label_field, explode=explode,
+                       subset=kw.get("subset"), split=kw.get("split"))
 
 
 def hold_out_dev(data: DataSplits, n: int, seed: int) -> tuple[list[Example], list[Example], str]:
@@ -105,7 +108,7 @@ def _classification_source(kw: dict, method: str) -> TaskSource:
     from tasktune.templates import default_template
     from tasktune.templates.fewglue import preset_template
 
-    data = load_data(kw["data"], parse_field_map(kw["text_field"], kw["field"]), kw["label_field"])
+    data = load_data(kw["data"], parse_field_map(kw["text_field"], kw["field"]), kw["label_field"], kw=kw)
     data.check_labels()
     template, verbalizer = kw["template"] or default_template(data.fields, data.labels), kw["verbalizer"]
     if kw["preset"]:
@@ -127,7 +130,7 @@ def _facts_source(kw: dict, method: str) -> TaskSource:
 
 def _generation_source(kw: dict, method: str) -> TaskSource:
     data = load_data(kw["data"], parse_field_map(kw["text_field"], kw["field"]), kw["label_field"],
-                     explode=kw["target_field"])
+                     explode=kw["target_field"], kw=kw)
     template = kw["template"] or generation_template(data.fields, kw["target_field"])
     return TaskSource(data, None, template, None, "generation")
 

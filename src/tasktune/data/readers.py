@@ -1,4 +1,7 @@
-"""Read labelled examples from JSONL, CSV or TSV, with field renaming and precise errors."""
+"""Read labelled examples from JSONL, CSV, TSV or Parquet, with field renaming and precise errors.
+
+Rows from any source (a file here, a `datasets` split in data/datasets_source.py) become
+Examples through `rows_to_examples`, so renaming, list fields and label rules are the same."""
 
 from __future__ import annotations
 
@@ -9,7 +12,7 @@ from pathlib import Path
 
 from tasktune import TasktuneError
 
-SUFFIXES = (".jsonl", ".json", ".csv", ".tsv")
+SUFFIXES = (".jsonl", ".json", ".csv", ".tsv", ".parquet")
 
 
 @dataclass
@@ -30,9 +33,25 @@ def _check_utf8(path: Path) -> None:
             from None
 
 
+def _parquet_rows(path: Path):
+    try:
+        import pyarrow.parquet as pq
+    except ImportError:
+        raise TasktuneError(f"{path}: Parquet files need pyarrow (pip install 'tasktune[hub]')") from None
+    try:
+        table = pq.read_table(path)
+    except Exception as e:  # noqa: BLE001 - pyarrow raises its own error kinds for bad files
+        raise TasktuneError(f"{path}: unreadable Parquet file ({str(e).splitlines()[0][:120]})") from None
+    for i, row in enumerate(table.to_pylist(), 1):
+        yield f"row {i}", row
+
+
 def iter_rows(path: Path):
-    """Yield (line number, dict) for every data row of the file."""
+    """Yield (line number, or "row N" for Parquet, and a dict) for every data row of the file."""
     suffix = path.suffix.lower()
+    if suffix == ".parquet":
+        yield from _parquet_rows(path)
+        return
     _check_utf8(path)
     with path.open(encoding="utf-8", newline="") as f:
         if suffix in (".jsonl", ".json"):
@@ -53,7 +72,7 @@ def iter_rows(path: Path):
                     raise TasktuneError(f"{path}:{reader.line_num}: more cells than header columns")
                 yield reader.line_num, row
         else:
-            raise TasktuneError(f"{path}: unsupported file type '{suffix}' (use .jsonl, .csv or .tsv)")
+            raise TasktuneError(f"{path}: unsupported file type '{suffix}' (use .jsonl, .csv, .tsv or .parquet)")
 
 
 def read_examples(
@@ -74,10 +93,17 @@ def read_examples(
     path = Path(path)
     if not path.is_file():
         raise TasktuneError(f"{path}: no such data file")
+    return rows_to_examples(((f"{path}:{n}", row) for n, row in iter_rows(path)), str(path), fields, field_map,
+                            label_field, require_label, explode)
+
+
+def rows_to_examples(rows, source: str, fields: list[str] | None = None, field_map: dict[str, str] | None = None,
+                     label_field: str = "label", require_label: bool = False,
+                     explode: str | None = None) -> list[Example]:
+    """(where, dict) rows -> Examples; the rules of `read_examples`, for rows from any source."""
     field_map = field_map or {}
     out: list[Example] = []
-    for lineno, row in iter_rows(path):
-        where = f"{path}:{lineno}"
+    for where, row in rows:
         values = {field_map.get(k, k): v for k, v in row.items()}
         label = values.pop(label_field, None)
         if label is not None and not isinstance(label, str):
@@ -102,5 +128,5 @@ def read_examples(
         else:
             out.append(Example(flat, label or None, where))
     if not out:
-        raise TasktuneError(f"{path}: no rows")
+        raise TasktuneError(f"{source}: no rows")
     return out

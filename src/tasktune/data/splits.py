@@ -1,4 +1,5 @@
-"""A dataset's splits (train, dev, test), from a file, a folder of splits, the bundled demo, or a hub dataset."""
+"""A dataset's splits (train, dev, test), from a file, a folder of splits, the bundled demo, a `datasets`
+folder (save_to_disk or a dataset repository), or a hub dataset (data/datasets_source.py)."""
 
 from __future__ import annotations
 
@@ -57,49 +58,49 @@ def load_splits(
     field_map: dict[str, str] | None = None,
     label_field: str = "label",
     explode: str | None = None,
+    subset: str | None = None,
+    split: str | None = None,
 ) -> DataSplits:
-    """`source`: None (bundled demo), a folder with train/dev/test files, one file, or a hub name."""
+    """`source`: None (bundled demo), a folder with train/dev/test files, one file, a `datasets`
+    folder, or a hub name; `subset` and `split` pick a configuration and a split of the last two."""
+    from tasktune.data import datasets_source as dsrc
+
     if source is None:
         source = str(DEMO_DIR)
     path = Path(source)
     kw = {"field_map": field_map, "label_field": label_field, "explode": explode}
-    if path.is_dir():
+    if path.is_dir() and dsrc.is_saved_dataset(path):
+        return _from_datasets(dsrc.load_saved(path, split), str(path), **kw)
+    own_files = path.is_dir() and any(find_split(path, s) for s in SPLIT_NAMES)
+    if (subset or split) and (own_files or path.is_file()):
+        raise TasktuneError(f"{path}: --subset and --split apply to `datasets` folders and hub names, not to "
+                            "files or folders of split files")
+    if own_files:
         splits = {s: find_split(path, s) for s in SPLIT_NAMES}
-        if not any(splits.values()):
-            raise TasktuneError(f"{path}: folder has no train/dev/test .jsonl, .csv or .tsv file")
         loaded = {s: read_examples(p, **kw) if p else [] for s, p in splits.items()}
         return DataSplits(loaded["train"], loaded["dev"], loaded["test"], str(path))
+    if path.is_dir():
+        if not _dataset_repo(path):
+            raise TasktuneError(f"{path}: folder has no train/dev/test .jsonl, .csv, .tsv or .parquet file")
+        return _from_datasets(dsrc.load_named(str(path), subset, split), str(path), **kw)
     if path.is_file() or path.suffix.lower() in SUFFIXES or "/" in source and path.parent.exists():
         rows = read_examples(path, **kw)
         return DataSplits(rows, [], [], str(path))
-    return _load_hub(source, field_map or {}, label_field)
+    parts = source.split("/")
+    if subset is None and len(parts) == 2 and parts[0] in ("glue", "super_glue"):  # glue/sst2: name/subset
+        source, subset = parts
+    return _from_datasets(dsrc.load_named(source, subset, split), source if not subset else f"{source}/{subset}",
+                          **kw)
 
 
-def _load_hub(name: str, field_map: dict[str, str], label_field: str) -> DataSplits:
-    """A Hugging Face dataset name such as `glue/sst2` (needs network and `datasets`)."""
-    try:
-        import datasets
-    except ImportError:
-        raise TasktuneError(f"'{name}' is not a file or folder; hub datasets need `pip install datasets`") from None
-    parts = name.split("/")
-    args = ("/".join(parts[:-1]), parts[-1]) if len(parts) > 1 and parts[0] in ("glue", "super_glue") else (name,)
-    try:
-        ds = datasets.load_dataset(*args)
-    except Exception as e:  # noqa: BLE001 - datasets raises many kinds; all mean "cannot load"
-        raise TasktuneError(f"'{name}': not a local file or folder, and the hub load failed: "
-                            f"{str(e).splitlines()[0]}") from None
-    out: dict[str, list[Example]] = {"train": [], "dev": [], "test": []}
-    for split_name, split in ds.items():
-        key = next((k for k, names in SPLIT_NAMES.items() if split_name in names), None)
-        if key is None:
-            continue
-        feature = split.features.get(label_field)
-        names = getattr(feature, "names", None)
-        for i, row in enumerate(split):
-            row = {field_map.get(k, k): v for k, v in row.items()}
-            label = row.pop(label_field, None)
-            if names is not None and isinstance(label, int):
-                label = names[label] if label >= 0 else None
-            fields = {k: str(v) for k, v in row.items() if isinstance(v, (str, int, float))}
-            out[key].append(Example(fields, None if label is None else str(label), f"{name}[{split_name}]:{i}"))
-    return DataSplits(out["train"], out["dev"], out["test"], name)
+def _dataset_repo(folder: Path) -> bool:
+    """A folder laid out as a hub dataset repository (a dataset card, a data/ folder, or data files)."""
+    return (folder / "README.md").is_file() or (folder / "data").is_dir() or \
+        any(folder.glob("*.parquet")) or any(folder.glob("*.arrow"))
+
+
+def _from_datasets(splits: dict, source: str, field_map, label_field: str, explode) -> DataSplits:
+    from tasktune.data.datasets_source import dataset_splits
+
+    out = dataset_splits(splits, source, field_map or {}, label_field, explode)
+    return DataSplits(out["train"], out["dev"], out["test"], source)
