@@ -138,10 +138,14 @@ def test_serve_command_with_limits_and_key_stops_on_sigterm(tmp_path):
                     str(tmp_path / "d"), "--output", str(tmp_path / "sst2"), "--max-steps", "2", "--batch-size", "4",
                     "--prompt-length", "2", "--dtype", "float32", "--quiet", "--template", T], check=True, env=env,
                    capture_output=True)
+    import shutil
+
+    shutil.copytree(tmp_path / "sst2", tmp_path / "runs" / "copy")
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         port = s.getsockname()[1]
-    proc = subprocess.Popen([sys.executable, "-m", "tasktune.cli", "serve", str(tmp_path / "sst2"), "--port", str(port),
+    proc = subprocess.Popen([sys.executable, "-m", "tasktune.cli", "serve", str(tmp_path / "sst2"), "--task-root",
+                             str(tmp_path / "runs"), "--max-tasks", "100", "--port", str(port),
                              "--max-inputs", "64", "--api-key", "k3y"], env=env, stderr=subprocess.PIPE)
     try:
         base = f"http://127.0.0.1:{port}"
@@ -155,6 +159,10 @@ def test_serve_command_with_limits_and_key_stops_on_sigterm(tmp_path):
         assert httpx.post(base + "/predict", json=body).status_code == 401
         ok = httpx.post(base + "/predict", json=body, headers={"Authorization": "Bearer k3y"})
         assert ok.status_code == 200 and json.loads(ok.text)["predictions"][0]["label"] in ("positive", "negative")
+        key = {"Authorization": "Bearer k3y"}
+        assert httpx.post(base + "/tasks/copy", headers=key).json()["pinned"] is False  # from --task-root
+        done = httpx.post(base + "/v1/completions", json={"model": "copy", "prompt": "a lovely film"}, headers=key)
+        assert done.json()["choices"][0]["text"] == json.loads(ok.text)["predictions"][0]["label"]
         many = httpx.post(base + "/predict", json={"task": "sst2", "inputs": ["x"] * 65},
                           headers={"Authorization": "Bearer k3y"})
         assert many.status_code == 422

@@ -231,8 +231,9 @@ def _serve(**kw) -> None:
     from tasktune.serve.limits import ServeLimits
 
     common.quiet_libraries()
-    server = TaskServer(kw["artifacts"], dtype=kw["dtype"], max_batch=kw["max_batch"], max_wait_ms=kw["max_wait_ms"],
-                        limits=build_config(ServeLimits, kw))
+    server = TaskServer(kw["artifacts"] or [], dtype=kw["dtype"], max_batch=kw["max_batch"],
+                        max_wait_ms=kw["max_wait_ms"], limits=build_config(ServeLimits, kw), task_root=kw["task_root"],
+                        model=kw["model"])
     uvicorn.run(create_app(server), host=kw["host"], port=kw["port"], log_level="warning",
                 timeout_graceful_shutdown=int(SHUTDOWN_GRACE_S) + 1)
 
@@ -240,9 +241,14 @@ def _serve(**kw) -> None:
 def _serve_params():
     from tasktune.serve.limits import ServeLimits
 
-    artifacts = inspect.Parameter("artifacts", inspect.Parameter.POSITIONAL_OR_KEYWORD, annotation=list[Path],
-                                  default=typer.Argument(..., help="Artifact folders (one task each, one base model)."))
-    return ([artifacts, _opt("host", "127.0.0.1", "Address to listen on.", str),
+    artifacts = inspect.Parameter("artifacts", inspect.Parameter.POSITIONAL_OR_KEYWORD, annotation=list[Path] | None,
+                                  default=typer.Argument(None, help="Artifact folders (one task each, one base model), "
+                                                         "always loaded."))
+    return ([artifacts, _opt("task_root", None, "Folder of artifact folders that POST /tasks/NAME (or the first "
+                             "request naming NAME) loads at run time and DELETE /tasks/NAME unloads; least recently "
+                             "used idle tasks are evicted past --max-tasks.", Path | None),
+             _opt("model", None, "Backbone (default: the base model of the first artifact).", str | None),
+             _opt("host", "127.0.0.1", "Address to listen on.", str),
              _opt("port", 8000, "Port to listen on.", int, min=1, max=65535),
              _opt("dtype", "auto", "Backbone weights: auto, float32, bfloat16.", str),
              _opt("max_batch", 32, "Most inputs in one dynamic batch.", int, min=1),
@@ -250,8 +256,9 @@ def _serve_params():
             + dataclass_parameters(ServeLimits))
 
 
-app.command("serve", help="Serve many tasks on one backbone over HTTP (POST /predict {task, inputs}); "
-            "every limit has a flag.")(with_signature(_serve, _serve_params()))
+app.command("serve", help="Serve many tasks on one backbone over HTTP (POST /predict {task, inputs}, "
+            "OpenAI-style POST /v1/completions {model: TASK, prompt}); every limit has a flag.")(
+    with_signature(_serve, _serve_params()))
 
 
 @app.command("models")

@@ -13,6 +13,15 @@ from dataclasses import dataclass
 
 from tasktune.config_ranges import check_ranges, ranged
 
+
+class Refused(Exception):
+    """A request the server will not run: HTTP status, message, headers."""
+
+    def __init__(self, status: int, message: str, headers: dict | None = None):
+        super().__init__(message)
+        self.status, self.headers = status, headers or {}
+
+
 SHUTDOWN_GRACE_S = 5.0  # how long shutdown lets queued work finish before failing it with 503
 
 
@@ -28,6 +37,8 @@ class ServeLimits:
     """Most inputs waiting for the model; a request that would exceed it gets 503 with Retry-After."""
     request_timeout_s: float = ranged(30.0, min=0.01)
     """Deadline of one request, queueing included (504 after it; its queued work is dropped)."""
+    max_tasks: int = ranged(1000, min=1)
+    """Most tasks held at once; past it, loading from --task-root evicts the least recently used idle one."""
     api_key: str = ""
     """Bearer token every request must carry (default: the TASKTUNE_API_KEY environment variable; empty: none)."""
 
