@@ -1,8 +1,9 @@
+import pytest
 import torch
 
 from tasktune.build import build_task
 from tasktune.data.readers import Example
-from tasktune.methods import PromptTuningConfig, PTuningConfig, ZeroShotConfig
+from tasktune.methods import PrefixTuningConfig, PromptTuningConfig, PTuningConfig, ZeroShotConfig
 from tasktune.runtime import ensemble_predict, mixed_scores
 
 from conftest import tiny_backbone, toy_rows
@@ -26,6 +27,34 @@ def test_a_mixed_batch_equals_each_task_alone():
     for (ti, ex), got in zip(items, mixed, strict=True):
         alone = tasks[ti].predict_scores([ex])[0]
         torch.testing.assert_close(got, alone, atol=1e-4, rtol=1e-4)
+
+
+@pytest.mark.parametrize("kind", ["llama", "gpt2"])  # rotary and learned positions
+def test_prefix_tasks_of_different_lengths_share_a_pass_with_soft_prompt_tasks(kind):
+    """Each row attends to its own task's prefix (left-padded to the longest, masked) with positions
+    from its own prefix length: the scores equal each task run alone."""
+    bb = tiny_backbone(kind)
+    labels = ["positive", "negative"]
+    tasks = [build_task(bb, "prefix-tuning", PrefixTuningConfig(prefix_length=2, reparam_hidden=8), T, labels, seed=1),
+             build_task(bb, "prefix-tuning", PrefixTuningConfig(prefix_length=5, reparam=False), T, ["yes", "no"],
+                        seed=2),
+             build_task(bb, "prompt-tuning", PromptTuningConfig(prompt_length=3), T, labels, seed=3),
+             build_task(bb, "zero-shot", ZeroShotConfig(), "{text} ? it is{answer}", ["good", "bad"])]
+    items = [(i % 4, ex) for i, ex in enumerate(examples(10))]
+    mixed = mixed_scores(tasks, items)
+    for (ti, ex), got in zip(items, mixed, strict=True):
+        alone = tasks[ti].predict_scores([ex])[0]
+        torch.testing.assert_close(got, alone, atol=1e-4, rtol=1e-4)
+    # prefix ensembles ride on the same path
+    assert len(ensemble_predict(tasks[:1] * 2, examples(2))) == 2
+
+
+def test_prefix_tasks_on_encoder_decoders_do_not_mix():
+    from tasktune.runtime.mixed import can_mix
+
+    t5 = build_task(tiny_backbone("t5"), "prefix-tuning", PrefixTuningConfig(prefix_length=2, reparam_hidden=8), T,
+                    ["positive", "negative"])
+    assert not can_mix(t5)
 
 
 def test_ensemble_votes():

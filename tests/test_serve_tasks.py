@@ -108,8 +108,10 @@ def test_ensemble_over_http(tmp_path):
         save_task(t, tmp_path / f"m{i}")
     save_task(build_task(bb, "prefix-tuning", PrefixTuningConfig(prefix_length=2, reparam_hidden=8), T, LABELS),
               tmp_path / "prefix")
+    save_task(build_task(bb, "prompt-tuning", PromptTuningConfig(prompt_length=2), T, LABELS,
+                         verbalizer={"positive": "very good", "negative": "very bad"}), tmp_path / "multi")
     save_task(prompt_task(bb, 5, ["good", "bad"]), tmp_path / "other-labels")
-    server = TaskServer([tmp_path / n for n in ("m0", "m1", "m2", "prefix", "other-labels")], backbone=bb,
+    server = TaskServer([tmp_path / n for n in ("m0", "m1", "m2", "prefix", "multi", "other-labels")], backbone=bb,
                         max_wait_ms=1)
     texts = ["a lovely film", "a dull film", "really fun acting"]
     expected = ensemble_predict(tasks, [Example({"text": x}) for x in texts])
@@ -120,9 +122,11 @@ def test_ensemble_over_http(tmp_path):
         assert [p["label"] for p in got] == [e["label"] for e in expected]
         assert [p["members"] for p in got] == [e["members"] for e in expected]
         assert all(sum(p["votes"].values()) == 3 for p in got)
+        mixed = client.post("/predict", json={"task": ["m0", "prefix"], "ensemble": True, "inputs": texts})
+        assert mixed.status_code == 200  # a prefix task is a member like any other (causal LM)
         for body, needle in [({"task": ["m0", "m1"], "inputs": ["x"]}, 'add "ensemble": true'),
                              ({"task": "m0", "ensemble": True, "inputs": ["x"]}, "needs a list"),
-                             ({"task": ["m0", "prefix"], "ensemble": True, "inputs": ["x"]}, "cannot be an ensemble"),
+                             ({"task": ["m0", "multi"], "ensemble": True, "inputs": ["x"]}, "cannot be an ensemble"),
                              ({"task": ["m0", "other-labels"], "ensemble": True, "inputs": ["x"]}, "other fields"),
                              ({"task": ["m0", "m0"], "ensemble": True, "inputs": ["x"]}, "different tasks")]:
             r = client.post("/predict", json=body)

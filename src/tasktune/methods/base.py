@@ -11,7 +11,8 @@ code outside a method reads these, never an attribute probed by name:
 - `needs_fp32(config)`: trains backbone weights (held in `self.tuned`, a TunedBackbone);
 - `precision(config)`: the compute precision those weights run under;
 - `calibrates(config)`: predictions are contextually calibrated (in-context learning);
-- `mixable(config)`: can share a forward pass with other tasks' rows (runtime/mixed.py);
+- `mixable(config)`: can share a forward pass with other tasks' rows (runtime/mixed.py), through
+  `soft_vectors()` or `kv_prefix()`;
 - `head_scores(...)`: scores from a head of the method's own instead of the LM head.
 """
 
@@ -102,8 +103,9 @@ class TaskModule(nn.Module):
 
     @classmethod
     def mixable(cls, config) -> bool:
-        """Only soft vectors over the shared, untouched backbone, no per-task post-processing."""
-        return not cls.provides_kv and not cls.needs_fp32(config) and not cls.calibrates(config)
+        """Task parameters that enter the shared, untouched backbone as inputs (soft vectors, or a KV
+        prefix on a causal LM: runtime/mixed.py pads prefixes per row), no per-task post-processing."""
+        return not cls.needs_fp32(config) and not cls.calibrates(config)
 
     @classmethod
     def prefix_soft_length(cls, config) -> int:
@@ -143,6 +145,11 @@ class TaskModule(nn.Module):
     # ---- the forward: batch -> backbone inputs -> scores ----------------------------
     def soft_vectors(self) -> torch.Tensor | None:
         """[n_virtual, hidden] vectors for the template's soft slots, or None."""
+        return None
+
+    def kv_prefix(self) -> torch.Tensor | None:
+        """[layers, 2, KV heads, L, head dim] keys and values every row attends to first, for methods
+        that provide one (`provides_kv`) on a causal LM; None otherwise."""
         return None
 
     def forward(self, backbone, batch: Batch) -> dict:

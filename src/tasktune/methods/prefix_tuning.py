@@ -118,6 +118,9 @@ class PrefixTuning(TaskModule):
         out = self.mlp(self.embedding)  # [L, layers*2*kv_heads*head_dim]
         return out.view(-1, layers, 2, kv_heads, head_dim).permute(1, 2, 3, 0, 4)
 
+    def kv_prefix(self) -> torch.Tensor | None:
+        return self.prefix_tensor() if self.slots is None else None
+
     def forward(self, backbone, batch) -> dict:
         prefix = self.dropout(self.prefix_tensor()).to(backbone.dtype)
         kv = [(prefix[i, 0][None], prefix[i, 1][None]) for i in range(prefix.shape[0])]

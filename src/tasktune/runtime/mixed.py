@@ -2,12 +2,15 @@
 
 Rows of different tasks share a batch: every task's soft vectors go into one table, each
 row's soft indices are shifted to its task's block, and each row's scores are read at its
-own verbalizer's tokens. Prompt ensembling is the special case of N prompts for one task:
-N copies of each input in one batch, majority vote (Lester et al. section 6).
+own verbalizer's tokens. KV-prefix tasks (prefix tuning, causal LMs) join the same pass: each
+row gets its own task's prefix, left-padded to the longest prefix in the batch and masked there,
+and position ids that start after its own prefix, so every row computes what its task alone
+would (tested against each task's own scores). Prompt ensembling is the special case of N
+prompts for one task: N copies of each input in one batch, majority vote (Lester et al. section 6).
 
-Supported here: soft-prompt methods (prompt tuning, P-tuning; frozen LM) and zero-shot, with
-single-token verbalizers. Other tasks (prefix tuning, fine-tuned weights, multi-token words)
-run as their own batches.
+Supported here: soft-prompt methods (prompt tuning, P-tuning; frozen LM), prefix tuning on causal
+LMs and zero-shot, with single-token verbalizers. Other tasks (fine-tuned weights, calibrated
+in-context learning, multi-token words) run as their own batches.
 """
 
 from __future__ import annotations
@@ -15,17 +18,45 @@ from __future__ import annotations
 from collections import Counter
 
 import torch
+from transformers import DynamicCache
 
 from tasktune import TasktuneError
 from tasktune.data.readers import Example
-from tasktune.engine.batch import collate
+from tasktune.engine.batch import Batch, collate
+from tasktune.engine.cache_keyword import CACHE
 from tasktune.engine.forward import score_logprobs
 from tasktune.methods.base import TaskModule
 
 
 def can_mix(task) -> bool:
-    """Declared by the objective and the method (see their `mixable`), plus single-token answers."""
-    return task.objective.mixable and task.encoder.single_token and task.module.mixable(task.module.config)
+    """Declared by the objective and the method (see their `mixable`), plus single-token answers;
+    a KV prefix mixes on causal LMs (masked and encoder-decoder prefixes live inside attention)."""
+    module = task.module
+    return (task.objective.mixable and task.encoder.single_token and module.mixable(module.config)
+            and (not module.provides_kv or task.backbone.family == "causal"))
+
+
+def with_row_prefixes(backbone, inputs: dict, batch: Batch, prefixes: list[torch.Tensor | None],
+                      row_task: torch.Tensor) -> dict:
+    """Backbone inputs where row r attends first to prefixes[row_task[r]] ([layers, 2, kv, L, hd], or
+    None: no prefix): left-padded to the longest L, padding masked, positions from the row's own L."""
+    lengths = torch.tensor([0 if p is None else p.shape[3] for p in prefixes])
+    longest = int(lengths.max())
+    if longest == 0:
+        return inputs
+    shape = next(p for p in prefixes if p is not None).shape
+    padded = torch.zeros(len(prefixes), shape[0], 2, shape[2], longest, shape[4], dtype=backbone.dtype,
+                         device=backbone.device)
+    for t, p in enumerate(prefixes):
+        if p is not None:
+            padded[t, ..., longest - p.shape[3]:, :] = p.to(backbone.dtype)
+    rows = padded[row_task.to(backbone.device)]  # [B, layers, 2, kv, L, hd]
+    cache = DynamicCache(ddp_cache_data=[(rows[:, i, 0], rows[:, i, 1]) for i in range(shape[0])])
+    own = lengths[row_task].to(backbone.device)
+    slots = torch.arange(longest, device=backbone.device)[None] >= (longest - own)[:, None]
+    mask = torch.cat([slots.to(inputs["attention_mask"].dtype), inputs["attention_mask"]], dim=1)
+    positions = own[:, None] + torch.arange(batch.ids.shape[1], device=backbone.device)[None]
+    return {**inputs, CACHE: cache, "attention_mask": mask, "position_ids": positions}
 
 
 @torch.inference_mode()
@@ -37,11 +68,12 @@ def mixed_scores(tasks: list, items: list[tuple[int, Example]]) -> list[torch.Te
     bad = [t.method for t in tasks if not can_mix(t)]
     if bad:
         raise TasktuneError(f"tasks of method(s) {sorted(set(bad))} cannot share a mixed batch")
-    vectors, offsets, width = [], [], 0
+    vectors, offsets, prefixes, width = [], [], [], 0
     for t in tasks:
         t.module.eval()
         v = t.module.soft_vectors()
         offsets.append(width)
+        prefixes.append(t.module.kv_prefix())
         if v is not None:
             vectors.append(v)
             width += len(v)
@@ -52,7 +84,9 @@ def mixed_scores(tasks: list, items: list[tuple[int, Example]]) -> list[torch.Te
         row.soft = [s + offsets[ti] if s >= 0 else -1 for s in row.soft]
         rows.append(row)
     batch = collate(rows, backbone.tokenizer.pad_token_id).to(backbone.device)
-    logp = score_logprobs(backbone, TaskModule.place_soft(backbone, batch, table), batch)[:, 0]
+    inputs = TaskModule.place_soft(backbone, batch, table)
+    inputs = with_row_prefixes(backbone, inputs, batch, prefixes, torch.tensor([ti for ti, _ in items]))
+    logp = score_logprobs(backbone, inputs, batch)[:, 0]
     out = []
     for r, (ti, _) in enumerate(items):
         label_ids = torch.tensor([ids[0] for ids in tasks[ti].encoder.label_ids], device=logp.device)

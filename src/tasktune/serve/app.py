@@ -7,7 +7,8 @@ client went away is dropped, not computed. On shutdown it stops admitting, lets 
 for a few seconds and fails what is left with 503.
 
 Requests wait up to `max_wait_ms` (or until `max_batch` inputs are queued); the worker then
-runs every mixable task's rows (soft prompts, P-tuning, zero-shot) in one forward pass, each
+runs every mixable task's rows (soft prompts, P-tuning, prefixes on causal LMs, zero-shot) in
+one forward pass, each
 ensemble's members in one pass, and the other tasks batch by batch. Tasks live in
 serve/registry.py: pinned (named on the command line) or loaded from a task root under an LRU
 bound; queued work holds its Task objects, so unloading never breaks a request in flight.
@@ -205,8 +206,8 @@ class TaskServer:
         first = tasks[0]
         for name, t in zip(task, tasks, strict=True):
             if not can_mix(t):
-                raise Refused(422, f"task '{name}' ({t.method}) cannot be an ensemble member: members are soft-prompt "
-                                   "or zero-shot classifiers with one-token label words")
+                raise Refused(422, f"task '{name}' ({t.method}) cannot be an ensemble member: members are soft-prompt, "
+                                   "prefix (causal LM) or zero-shot classifiers with one-token label words")
             if t.template.fields != first.template.fields or t.verbalizer.labels != first.verbalizer.labels:
                 raise Refused(422, f"task '{name}' has other fields or labels than '{task[0]}'")
         return tuple(task), tasks
