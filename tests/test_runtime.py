@@ -63,3 +63,25 @@ def test_ensemble_votes():
                         seed=s) for s in range(3)]
     preds = ensemble_predict(tasks, examples(4))
     assert len(preds) == 4 and all(sum(p["votes"].values()) == 3 for p in preds)
+
+
+@pytest.mark.parametrize("kind", ["llama", "gpt2"])
+@pytest.mark.parametrize("beams", [1, 3])
+def test_generation_tasks_decode_together_as_each_alone(kind, beams):
+    from tasktune.runtime.mixed import mixed_generate
+
+    bb = tiny_backbone(kind)
+    gen = "table : {table} text :{answer}"
+    tasks = [build_task(bb, "prompt-tuning", PromptTuningConfig(prompt_length=3), gen, None, objective="generation",
+                        seed=1),
+             build_task(bb, "prefix-tuning", PrefixTuningConfig(prefix_length=4, reparam=False), gen, None,
+                        objective="generation", seed=2),
+             build_task(bb, "prefix-tuning", PrefixTuningConfig(prefix_length=1, reparam_hidden=8), gen, None,
+                        objective="generation", seed=3),
+             build_task(bb, "zero-shot", ZeroShotConfig(), "{table} :{answer}", None, objective="generation")]
+    sources = ["name paris area city", "name london", "the food is good", "a city that is paris area"]
+    items = [(i % 4, Example({"table": s})) for i, s in enumerate(sources + sources[::-1])]
+    together = mixed_generate(tasks, items, beams=beams, max_new_tokens=5)
+    alone = [tasks[ti].generate([ex], beams=beams, max_new_tokens=5)[0] for ti, ex in items]
+    assert together == alone
+    assert len(set(together)) > 1  # the tasks really decode differently

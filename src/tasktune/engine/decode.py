@@ -3,7 +3,8 @@
 Causal LMs: sources are left-padded into one batch; the method's inputs (soft prompt in the
 embeddings, or a KV prefix) go in with the prompt, and after that only the cache grows, so the
 task parameters are present at every step. Position ids come from the attention mask (left
-padding) and start after a KV prefix, as in training. Our own loop because `generate` cannot
+padding) and start after each row's own KV prefix, as in training (rows of several tasks,
+runtime/mixed.py, carry prefixes of several lengths, padding masked). Our own loop because `generate` cannot
 start from a cache holding virtual tokens that have no ids; tests check it against `generate`
 on a plain model, and batched decoding against one source at a time.
 
@@ -86,7 +87,9 @@ def _generate_causal(backbone, module, encoder, examples: list[Example], k: int,
     batch = _left_padded([encoder.answer_row(ex) for ex in examples], tok.pad_token_id).to(backbone.device)
     inputs = module(backbone, batch)
     real_mask = batch.mask
-    offset = inputs["attention_mask"].shape[1] - real_mask.shape[1]  # KV-prefix length (0 without one)
+    # each row's KV-prefix length (0 without one; rows of several tasks may differ, padding masked)
+    prefix_slots = inputs["attention_mask"].shape[1] - real_mask.shape[1]
+    offset = inputs["attention_mask"][:, :prefix_slots].sum(-1, keepdim=True)
     pos = (real_mask.cumsum(-1) - 1).clamp(min=0) + offset
     out = model(**inputs, position_ids=pos, use_cache=True, logits_to_keep=1)
     cache, mask = cache_of(out), inputs["attention_mask"]

@@ -16,8 +16,10 @@ in-context learning, multi-token words) run as their own batches.
 from __future__ import annotations
 
 from collections import Counter
+from contextlib import nullcontext
 
 import torch
+from torch import nn
 from transformers import DynamicCache
 
 from tasktune import TasktuneError
@@ -92,6 +94,62 @@ def mixed_scores(tasks: list, items: list[tuple[int, Example]]) -> list[torch.Te
         label_ids = torch.tensor([ids[0] for ids in tasks[ti].encoder.label_ids], device=logp.device)
         out.append(logp[r, label_ids].float().cpu())
     return out
+
+
+def can_mix_generation(task) -> bool:
+    """A decoding task whose rows can be decoded with other tasks' (causal LM, parameters as inputs)."""
+    module = task.module
+    return task.objective.decodes and task.backbone.family == "causal" and module.mixable(module.config)
+
+
+class _MixedRows(nn.Module):
+    """Several tasks' parameters as one module for the decoder: the rows it is given are `items`
+    (task index, example), rendered each by its own task's template (`answer_row`), soft indices
+    shifted into one table, KV prefixes per row."""
+
+    def __init__(self, tasks: list):
+        super().__init__()
+        self.tasks = tasks
+        self.offsets, vectors, width = [], [], 0
+        for t in tasks:
+            t.module.eval()
+            v = t.module.soft_vectors()
+            self.offsets.append(width)
+            if v is not None:
+                vectors.append(v)
+                width += len(v)
+        self.table = torch.cat(vectors) if vectors else None
+        self.prefixes = [t.module.kv_prefix() for t in tasks]
+        self.row_task: torch.Tensor | None = None
+
+    def answer_row(self, item: tuple[int, Example]):
+        ti, ex = item
+        row = self.tasks[ti].encoder.answer_row(ex)
+        row.soft = [s + self.offsets[ti] if s >= 0 else -1 for s in row.soft]
+        return row
+
+    def compute_context(self, device):
+        return nullcontext()
+
+    def forward(self, backbone, batch: Batch) -> dict:
+        inputs = TaskModule.place_soft(backbone, batch, self.table)
+        inputs = with_row_prefixes(backbone, inputs, batch, self.prefixes, self.row_task)
+        inputs.pop("position_ids", None)  # the decoder sets positions from the (left-padded) mask
+        return inputs
+
+
+@torch.inference_mode()
+def mixed_generate(tasks: list, items: list[tuple[int, Example]], beams: int = 1,
+                   max_new_tokens: int = 64) -> list[str]:
+    """Decoded texts of each (task index, source), the rows of every task decoded together."""
+    from tasktune.engine.decode import generate
+
+    bad = [t.method for t in tasks if not can_mix_generation(t)]
+    if bad:
+        raise TasktuneError(f"tasks of method(s) {sorted(set(bad))} cannot be decoded in a mixed batch")
+    rows = _MixedRows(tasks)
+    rows.row_task = torch.tensor([ti for ti, _ in items])
+    return generate(tasks[0].backbone, rows, rows, items, beams, max_new_tokens, batch_size=max(1, len(items)))
 
 
 def ensemble_predict(tasks: list, examples: list[Example]) -> list[dict]:

@@ -8,8 +8,8 @@ for a few seconds and fails what is left with 503.
 
 Requests wait up to `max_wait_ms` (or until `max_batch` inputs are queued); the worker then
 runs every mixable task's rows (soft prompts, P-tuning, prefixes on causal LMs, zero-shot) in
-one forward pass, each
-ensemble's members in one pass, and the other tasks batch by batch. Tasks live in
+one forward pass, the generation tasks' rows decoded together (greedy), each ensemble's members in
+one pass, and the other tasks batch by batch. Tasks live in
 serve/registry.py: pinned (named on the command line) or loaded from a task root under an LRU
 bound; queued work holds its Task objects, so unloading never breaks a request in flight.
 OpenAI-style completions (serve/openai_api.py) go through the same admission and queue.
@@ -32,7 +32,7 @@ from pydantic import BaseModel, StrictStr
 
 from tasktune import TasktuneError
 from tasktune.data.readers import Example
-from tasktune.runtime.mixed import can_mix, ensemble_predict, mixed_scores
+from tasktune.runtime.mixed import can_mix, can_mix_generation, ensemble_predict, mixed_generate, mixed_scores
 from tasktune.serve.limits import SHUTDOWN_GRACE_S, Refused, ServeLimits, ServerMetrics
 from tasktune.serve.openai_api import add_completions
 from tasktune.serve.registry import TaskRegistry
@@ -142,8 +142,9 @@ class TaskServer:
         return Example(dict(value), None, "request")
 
     def run_batch(self, batch: list[_Pending]) -> list[dict]:
-        """Predictions for a drained batch: every mixable single task's rows in one forward pass, each
-        ensemble's members in one pass, the rest per task."""
+        """Predictions for a drained batch: every mixable single task's rows in one forward pass, the
+        mixable generation tasks' rows decoded together, each ensemble's members in one pass, the
+        rest per task."""
         results: dict[int, dict] = {}
         mix = [i for i, p in enumerate(batch) if len(p.tasks) == 1 and can_mix(p.tasks[0])]
         if mix:
@@ -152,6 +153,16 @@ class TaskServer:
             scores = mixed_scores(tasks, [(index[id(batch[i].tasks[0])], batch[i].example) for i in mix])
             for i, s in zip(mix, scores, strict=True):
                 results[i] = batch[i].tasks[0].objective.predictions(s[None])[0].to_dict()
+        decoding: dict[int, list[int]] = {}  # max_new_tokens -> inputs of mixable generation tasks
+        for i, p in enumerate(batch):
+            if len(p.tasks) == 1 and can_mix_generation(p.tasks[0]):
+                decoding.setdefault(p.max_new_tokens, []).append(i)
+        for max_new, idx in decoding.items():
+            tasks = list({id(batch[i].tasks[0]): batch[i].tasks[0] for i in idx}.values())
+            index = {id(t): k for k, t in enumerate(tasks)}
+            texts = mixed_generate(tasks, [(index[id(batch[i].tasks[0])], batch[i].example) for i in idx],
+                                   beams=1, max_new_tokens=max_new)
+            results.update({i: {"output": t} for i, t in zip(idx, texts, strict=True)})
         groups: dict[tuple, list[int]] = {}
         for i, p in enumerate(batch):
             if i not in results:
