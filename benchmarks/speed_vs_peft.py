@@ -72,7 +72,8 @@ def batches(steps: int, size: int = 16):
 def train_steps(task, steps, lr: float, max_tokens: int = 768) -> list[tuple[float, list, float]]:
     """One fused-AdamW step per list of examples, split into length-sorted micro-batches of at most
     `max_tokens` padded tokens as tasktune's trainer does on CPU: (seconds, batches, loss) each."""
-    from tasktune.train.sampler import encoded_lengths, micro_batches
+    from tasktune.engine.batch import micro_batches
+    from tasktune.train.sampler import encoded_lengths
 
     opt = torch.optim.AdamW(task.module.parameters(), lr=lr, weight_decay=1e-5, fused=True)
     out = []

@@ -151,7 +151,7 @@ def test_gradient_checkpointing_refuses_prefix_tuning(tmp_path):
 
 
 def test_micro_batches_are_sorted_bounded_and_complete():
-    from tasktune.train.sampler import micro_batches
+    from tasktune.engine.batch import micro_batches
 
     lengths = [9, 3, 7, 3, 12, 5]
     pieces = micro_batches([0, 1, 2, 3, 4, 5], lengths, max_tokens=24)

@@ -51,3 +51,18 @@ def collate(rows: list[Row], pad_id: int) -> Batch:
         dec = _pad([r.decoder_ids for r in rows], pad_id)
         dmask = _pad([[1] * len(r.decoder_ids) for r in rows], 0)
     return Batch(ids, soft, mask, pos, smask, targets, dec, dmask, sum(r.real_tokens for r in rows))
+
+
+def micro_batches(idx: list[int], lengths: list[int], max_tokens: int) -> list[list[int]]:
+    """One batch as the fewest equal-sized, length-sorted pieces of at most `max_tokens` padded
+    tokens each (a single example may exceed it; 0 = the whole batch as given): little padding,
+    activations bounded by max_tokens, and pieces big enough to keep the matmuls efficient."""
+    if max_tokens <= 0:
+        return [idx]
+    order = sorted(idx, key=lambda i: lengths[i])
+    for k in range(1, len(order) + 1):
+        size = -(-len(order) // k)
+        pieces = [order[j:j + size] for j in range(0, len(order), size)]
+        if all(len(p) * lengths[p[-1]] <= max_tokens for p in pieces):
+            return pieces
+    return [[i] for i in order]

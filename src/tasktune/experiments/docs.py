@@ -72,7 +72,26 @@ def _speed_glance(data: dict) -> str:
     return "\n".join(lines) + "\n"
 
 
-RESULT_RENDERERS = {"speed_vs_peft": _speed_glance}
+def _serve_scale(data: dict) -> str:
+    """Mixed batches against one task per forward, per kind and number of tasks."""
+    lines = ["| tasks | kind | distinct tasks / batch | mixed req/s | one task per forward req/s | mixed / one task "
+             "per forward | mixed p50 / p99 s | one task per forward p50 / p99 s | RSS per task KB | artifact KB | "
+             "RSS / artifact |", "|" + "---|" * 11]
+    for r in data["rows"]:
+        m, t = r["mixed"], r["task_at_a_time"]
+        lines.append(f"| {r['tasks']} | {r['kind']} | {r['distinct_tasks_per_batch']:.1f} | "
+                     f"{m['requests_per_s']:.1f} | {t['requests_per_s']:.1f} | {r['speedup']:.2f}x | "
+                     f"{m['p50_s']:.2f} / {m['p99_s']:.2f} | "
+                     f"{t['p50_s']:.2f} / {t['p99_s']:.2f} | {r['rss_per_task_bytes'] / 1024:.0f} | "
+                     f"{r['artifact_bytes'] / 1024:.0f} | {r['rss_per_task_bytes'] / r['artifact_bytes']:.2f} |")
+    lines += ["", f"Backbone {data['dtype']}, batches of {data['batch']}, commit {data['commit']}; "
+              f"{data['machine']}. Latency is within a batch under saturation (from the batch's start to the "
+              "request's result). RSS per task: measured in a fresh process over the tasks added after the first; "
+              "at 10 tasks it is within the allocator's noise."]
+    return "\n".join(lines) + "\n"
+
+
+RESULT_RENDERERS = {"speed_vs_peft": _speed_glance, "serve_scale": _serve_scale}
 
 
 def result_section(results_dir: Path, name: str) -> str:

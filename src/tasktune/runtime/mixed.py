@@ -24,10 +24,12 @@ from transformers import DynamicCache
 
 from tasktune import TasktuneError
 from tasktune.data.readers import Example
-from tasktune.engine.batch import Batch, collate
+from tasktune.engine.batch import Batch, collate, micro_batches
 from tasktune.engine.cache_keyword import CACHE
 from tasktune.engine.forward import score_logprobs
 from tasktune.methods.base import TaskModule
+
+PIECE_TOKENS_CPU = 1024  # padded tokens per forward piece on CPU (the matmuls stay efficient; padding does not grow)
 
 
 def can_mix(task) -> bool:
@@ -62,8 +64,10 @@ def with_row_prefixes(backbone, inputs: dict, batch: Batch, prefixes: list[torch
 
 
 @torch.inference_mode()
-def mixed_scores(tasks: list, items: list[tuple[int, Example]]) -> list[torch.Tensor]:
-    """Label scores of each (task index, example), all rows in one forward pass."""
+def mixed_scores(tasks: list, items: list[tuple[int, Example]], max_tokens: int = -1) -> list[torch.Tensor]:
+    """Label scores of each (task index, example), all rows in one forward pass, or on CPU in
+    length-sorted pieces of at most `max_tokens` padded tokens (-1: PIECE_TOKENS_CPU on CPU, whole
+    batches elsewhere; 0: whole), so rows of very different lengths do not pay for padding."""
     backbone = tasks[0].backbone
     if any(t.backbone is not backbone for t in tasks):
         raise TasktuneError("mixed batches need every task on the same loaded backbone")
@@ -85,14 +89,16 @@ def mixed_scores(tasks: list, items: list[tuple[int, Example]]) -> list[torch.Te
         row = tasks[ti].encoder.classification_rows(ex)[0]
         row.soft = [s + offsets[ti] if s >= 0 else -1 for s in row.soft]
         rows.append(row)
-    batch = collate(rows, backbone.tokenizer.pad_token_id).to(backbone.device)
-    inputs = TaskModule.place_soft(backbone, batch, table)
-    inputs = with_row_prefixes(backbone, inputs, batch, prefixes, torch.tensor([ti for ti, _ in items]))
-    logp = score_logprobs(backbone, inputs, batch)[:, 0]
-    out = []
-    for r, (ti, _) in enumerate(items):
-        label_ids = torch.tensor([ids[0] for ids in tasks[ti].encoder.label_ids], device=logp.device)
-        out.append(logp[r, label_ids].float().cpu())
+    out: list[torch.Tensor | None] = [None] * len(items)
+    budget = max_tokens if max_tokens >= 0 else (PIECE_TOKENS_CPU if backbone.device.type == "cpu" else 0)
+    for piece in micro_batches(list(range(len(rows))), [len(r.ids) for r in rows], budget):
+        batch = collate([rows[i] for i in piece], backbone.tokenizer.pad_token_id).to(backbone.device)
+        inputs = TaskModule.place_soft(backbone, batch, table)
+        inputs = with_row_prefixes(backbone, inputs, batch, prefixes, torch.tensor([items[i][0] for i in piece]))
+        logp = score_logprobs(backbone, inputs, batch)[:, 0]
+        for r, i in enumerate(piece):
+            label_ids = torch.tensor([ids[0] for ids in tasks[items[i][0]].encoder.label_ids], device=logp.device)
+            out[i] = logp[r, label_ids].float().cpu()
     return out
 
 

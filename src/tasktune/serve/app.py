@@ -147,6 +147,8 @@ class TaskServer:
         rest per task."""
         results: dict[int, dict] = {}
         mix = [i for i, p in enumerate(batch) if len(p.tasks) == 1 and can_mix(p.tasks[0])]
+        if len({id(batch[i].tasks[0]) for i in mix}) == 1:
+            mix = []  # one task: its own path, which runs the prompt shared by its rows once (faster)
         if mix:
             tasks = list({id(batch[i].tasks[0]): batch[i].tasks[0] for i in mix}.values())
             index = {id(t): k for k, t in enumerate(tasks)}

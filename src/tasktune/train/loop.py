@@ -21,12 +21,13 @@ from safetensors.torch import load_file
 
 from tasktune import TasktuneError
 from tasktune.data.readers import Example
+from tasktune.engine.batch import micro_batches
 from tasktune.regularizers.smart import Smart, SmartConfig
 from tasktune.train.checkpoint import load_checkpoint, save_checkpoint
 from tasktune.train.config import TrainConfig
 from tasktune.train.optim import make_optimizer, warmup_linear
 from tasktune.train.run_folder import RunFolder, run_record
-from tasktune.train.sampler import batch_stream, encoded_lengths, micro_batches
+from tasktune.train.sampler import batch_stream, encoded_lengths
 
 
 def _progress(disable: bool) -> Progress:
