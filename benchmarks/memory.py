@@ -22,7 +22,9 @@ DATA = Path(__file__).resolve().parents[2] / "shared" / "data" / "sst2"
 
 def snap(stage: str, rows: list) -> None:
     rss = psutil.Process().memory_info().rss / 1e9
-    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1e6
+    # ru_maxrss is in KiB on Linux, and the kernel raises its high-water mark lazily: the current RSS can
+    # be above it for a moment, so the peak so far is the larger of the two
+    peak = max(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024 / 1e9, rss)
     rows.append({"stage": stage, "RSS GB": round(rss, 3), "peak RSS GB": round(peak, 3)})
     print(rows[-1], flush=True)
 
@@ -83,11 +85,13 @@ def report() -> None:
     body = ("Prompt tuning (20 tokens) on SST-2 train batches of 16, one process per column; RSS after each stage "
             "and the peak so far (ru_maxrss). 'bf16' and 'fp32' train as tasktune's trainer does on CPU: each batch "
             "in equal length-sorted pieces of at most 768 padded tokens, gradients summed (the same update); 'whole "
-            "batches' runs all 16 rows in one forward. Weights: 0.27 GB in bf16, 0.54 GB in fp32 (the tied LM head is "
-            "stored once). Loading maps the cached safetensors file (a bf16 copy of the cache is kept for bf16 "
-            "loads); 'training' adds the activations kept for backward, which gradient checkpointing recomputes "
-            "instead (about a third more compute). What the bf16 column's peak holds beyond weights and imports is "
-            "activations plus allocator slack (glibc keeps freed blocks).\n\n" + table(rows, list(rows[0])))
+            "batches' runs all 16 rows in one forward. The weights' size is in the 'backbone loaded' row (the tied "
+            "LM head is stored once). Both columns are in GB of 10^9 bytes (ru_maxrss is read in KiB and "
+            "converted; the kernel raises it lazily, so the peak is the larger of it and the current RSS). Loading "
+            "maps the cached safetensors file (a bf16 copy of the cache is kept for bf16 loads); 'training' adds "
+            "the activations kept for backward, which gradient checkpointing recomputes instead (about a third "
+            "more compute). What the bf16 column's peak holds beyond weights and imports is activations plus "
+            "allocator slack (glibc keeps freed blocks).\n\n" + table(rows, list(rows[0])))
     write_section("memory", "Memory breakdown (peak RSS) of prompt tuning", "python benchmarks/memory.py", body, out)
 
 

@@ -76,6 +76,7 @@ def run_dataset(name: str, args, ft_bb, pt_bb, work: Path, log: dict) -> list[di
             runs.setdefault(variant, []).append(out)
             per_step = out["train_seconds"] / out["steps"]
             print(name, seed, variant, f"{out['best_dev_score']:.4f}", f"{per_step:.2f} s/step", flush=True)
+        log[name] = {"zero_shot": zero, "majority": majority, "runs": runs}  # the radius run's results too
         if args.radius:
             continue
         task = build_task(pt_bb, "prompt-tuning", PromptTuningConfig(prompt_length=20), TEMPLATE, data.labels, verb, 96,

@@ -56,3 +56,17 @@ def test_tune_backbone_trains_lm_with_its_own_learning_rate(tmp_path):
     assert (tmp_path / "weights.safetensors").exists()  # tied weights saved without error
     assert type(task.module).needs_fp32(cfg)
     assert not type(task.module).needs_fp32(PTuningConfig())
+
+
+@pytest.mark.parametrize("encoder", ["identity", "mlp"])
+def test_evaluating_then_training_again_keeps_the_state_dict_clean(encoder):
+    """The identity encoder returns its Parameter itself: the cached eval output must not become a
+    registered parameter (it did: "_frozen" in the state_dict broke loading the best checkpoint)."""
+    task = build_task(tiny_backbone("gpt2"), "p-tuning", PTuningConfig(encoder=encoder), TEMPLATE,
+                      ["positive", "negative"])
+    names = set(task.module.state_dict())
+    task.predict_scores(examples())
+    assert set(task.module.state_dict()) == names
+    assert len(task.module.trainable()) == len(list(task.module.encoder.parameters())) + 1
+    task.module.train()
+    task.module.load_tensors(task.module.export_tensors())

@@ -112,8 +112,8 @@ class PTuning(TaskModule):
         if self.training:
             return self.encoder(self.embedding)
         if self._frozen is None:
-            with torch.no_grad():
-                self._frozen = self.encoder(self.embedding)
+            with torch.no_grad():  # detached: the identity encoder returns the Parameter itself, and a
+                self._frozen = self.encoder(self.embedding).detach()  # Parameter attribute would register
         return self._frozen
 
     def export_tensors(self) -> dict[str, torch.Tensor]:
