@@ -140,3 +140,21 @@ def test_unsupported_attention_gets_a_clear_error():
     bb.model.config._attn_implementation_internal = "flash_attention_2"
     with pytest.raises(TasktuneError, match="sdpa or eager"):
         build_task(bb, "prefix-tuning", PrefixTuningConfig(), MASKED_TEMPLATE, ["positive", "negative"])
+
+
+def test_reparametrised_module_takes_its_exported_prefix_by_folding():
+    """The trainer loads the best step's artifact back into the task; for a reparametrised prefix that
+    artifact holds the folded prefix (it raised before)."""
+    import torch
+
+    from tasktune.build import build_task
+    from tasktune.methods import PrefixTuningConfig
+
+    from conftest import tiny_backbone
+
+    task = build_task(tiny_backbone("llama"), "prefix-tuning", PrefixTuningConfig(prefix_length=3, reparam_hidden=8),
+                      "review : {text} sentiment :{answer}", ["positive", "negative"], seed=1)
+    before = task.module.prefix_tensor().detach().clone()
+    task.module.load_tensors(task.module.export_tensors())
+    assert task.module.direct and not hasattr(task.module, "mlp")
+    torch.testing.assert_close(task.module.prefix_tensor(), before)

@@ -135,8 +135,16 @@ class PrefixTuning(TaskModule):
             return {"prefix": self.prefix_tensor().detach().float().cpu().contiguous()}
 
     def load_tensors(self, tensors: dict[str, torch.Tensor]) -> None:
+        """An exported (folded) prefix. A reparametrised module takes it by folding itself: the MLP is
+        dropped and the prefix becomes the parameter (the trainer leaves the best step's weights in
+        the task this way)."""
         if not self.direct:
-            raise TasktuneError("an exported prefix loads into a direct (folded) prefix module")
+            device = self.embedding.device
+            layers, kv_heads, head_dim = self.geometry
+            del self.embedding, self.mlp
+            self.prefix = nn.Parameter(torch.zeros(layers, 2, kv_heads, self.config.prefix_length, head_dim,
+                                                   device=device))
+            self.direct = True
         expected = tuple(self.prefix.shape)
         if tuple(tensors["prefix"].shape) != expected:
             raise TasktuneError(f"prefix of shape {tuple(tensors['prefix'].shape)} does not fit this model {expected}")
