@@ -46,3 +46,14 @@ def test_gemma_is_optional_and_names_its_terms():
     gemma = ALIASES["gemma3-270m"]
     assert "Gemma Terms of Use" in gemma.license and "never the default" in gemma.description
     assert all(f"part{i}" in gemma.install for i in range(1, 5))
+
+
+def test_models_command_lists_both_aliases_with_their_licence():
+    from typer.testing import CliRunner
+
+    from tasktune.cli.app import app
+
+    out = CliRunner().invoke(app, ["models"]).stdout
+    assert "smollm2-135m" in out and "Apache-2.0" in out
+    gemma = next(line for line in out.splitlines() if line.startswith("gemma3-270m"))
+    assert "Gemma Terms of Use" in gemma and ("installed" in gemma)
