@@ -2,6 +2,7 @@
 length, batch size and number of virtual tokens, on the embedded SmolLM2-135M and, where its
 packages are installed, Gemma 3 270M (`gemma3-270m`, Gemma Terms of Use).
 
+Rows hold the asked number of real tokens; the virtual tokens come on top.
 Every point is its own process (so its peak RSS is its own): the backbone in the dtype `auto`
 picks, one task of --virtual virtual tokens, synthetic rows of exactly the asked number of tokens
 (the SST-2 template around seeded random words, every row different; content does not change the
@@ -41,18 +42,20 @@ WORDS = "film movie good bad great plot acting story fun dull the a and is was n
 
 
 def rows_of(task, n_tokens: int, n_rows: int, seed: int = 0):
-    """n_rows examples of different words (seeded) whose rendered rows are about n_tokens long
-    (virtual tokens included): rows must differ, or the prefix their rows share would run once."""
+    """n_rows examples of different words (seeded) whose rendered rows hold about n_tokens real
+    tokens (template and words; the virtual tokens come on top, so that axis changes only them).
+    Rows must differ, or the prefix their rows share would run once."""
     import random
 
     from tasktune.data.readers import Example
 
     rng = random.Random(seed)
-    base = len(task.encoder.classification_rows(Example({"text": "film"}))[0].ids)
+    virtual = task.template.n_soft
+    base = len(task.encoder.classification_rows(Example({"text": "film"}))[0].ids) - virtual
     words = max(1, n_tokens - base + 1)
     exs = [Example({"text": " ".join(rng.choice(WORDS) for _ in range(words))}, "positive", "synthetic")
            for _ in range(n_rows)]
-    lengths = [len(task.encoder.classification_rows(ex)[0].ids) for ex in exs]
+    lengths = [len(task.encoder.classification_rows(ex)[0].ids) - virtual for ex in exs]
     return exs, statistics.mean(lengths)
 
 
