@@ -127,6 +127,7 @@ def main() -> None:
     from tasktune.backbone.aliases import ALIASES, locate_gguf
     from tasktune.provenance import git_commit
 
+    commit = git_commit()  # before the plot and results are written (they are tracked files)
     models = [m for m in args.models.split(",") if m not in ALIASES or locate_gguf(ALIASES[m]) is not None]
     peak = gemm_peak(torch.bfloat16)
     rows = []
@@ -144,7 +145,7 @@ def main() -> None:
     command = "python benchmarks/cost_curves.py " + " ".join(sys.argv[1:])
     RESULTS.mkdir(parents=True, exist_ok=True)
     (RESULTS / "cost_curves.json").write_text(json.dumps(
-        {"rows": rows, "gemm_peak_bf16": peak, "commit": git_commit(), "command": command, "machine": machine(),
+        {"rows": rows, "gemm_peak_bf16": peak, "commit": commit, "command": command, "machine": machine(),
          "steps": args.steps}, indent=1) + "\n")
     from tasktune.experiments.docs import result_section
 
