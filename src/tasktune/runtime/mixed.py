@@ -40,6 +40,19 @@ def can_mix(task) -> bool:
             and (not module.provides_kv or task.backbone.family == "causal"))
 
 
+def soft_table(tasks: list) -> tuple[torch.Tensor | None, list[int]]:
+    """Every task's soft vectors in one table, and where each task's block starts."""
+    vectors, offsets, width = [], [], 0
+    for t in tasks:
+        t.module.eval()
+        v = t.module.soft_vectors()
+        offsets.append(width)
+        if v is not None:
+            vectors.append(v)
+            width += len(v)
+    return (torch.cat(vectors) if vectors else None), offsets
+
+
 def with_row_prefixes(backbone, inputs: dict, batch: Batch, prefixes: list[torch.Tensor | None],
                       row_task: torch.Tensor) -> dict:
     """Backbone inputs where row r attends first to prefixes[row_task[r]] ([layers, 2, kv, L, hd], or
@@ -74,16 +87,8 @@ def mixed_scores(tasks: list, items: list[tuple[int, Example]], max_tokens: int 
     bad = [t.method for t in tasks if not can_mix(t)]
     if bad:
         raise TasktuneError(f"tasks of method(s) {sorted(set(bad))} cannot share a mixed batch")
-    vectors, offsets, prefixes, width = [], [], [], 0
-    for t in tasks:
-        t.module.eval()
-        v = t.module.soft_vectors()
-        offsets.append(width)
-        prefixes.append(t.module.kv_prefix())
-        if v is not None:
-            vectors.append(v)
-            width += len(v)
-    table = torch.cat(vectors) if vectors else None
+    table, offsets = soft_table(tasks)
+    prefixes = [t.module.kv_prefix() for t in tasks]
     rows = []
     for ti, ex in items:
         row = tasks[ti].encoder.classification_rows(ex)[0]
@@ -116,15 +121,7 @@ class _MixedRows(nn.Module):
     def __init__(self, tasks: list):
         super().__init__()
         self.tasks = tasks
-        self.offsets, vectors, width = [], [], 0
-        for t in tasks:
-            t.module.eval()
-            v = t.module.soft_vectors()
-            self.offsets.append(width)
-            if v is not None:
-                vectors.append(v)
-                width += len(v)
-        self.table = torch.cat(vectors) if vectors else None
+        self.table, self.offsets = soft_table(tasks)
         self.prefixes = [t.module.kv_prefix() for t in tasks]
         self.row_task: torch.Tensor | None = None
 

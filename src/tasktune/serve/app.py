@@ -21,9 +21,7 @@ import asyncio
 import hmac
 import json
 import time
-from collections import deque
 from contextlib import asynccontextmanager
-from dataclasses import dataclass, field
 from pathlib import Path
 
 from fastapi import Depends, FastAPI, HTTPException, Request
@@ -33,61 +31,17 @@ from pydantic import BaseModel, StrictStr
 from tasktune import TasktuneError
 from tasktune.data.readers import Example
 from tasktune.runtime.mixed import can_mix, can_mix_generation, ensemble_predict, mixed_generate, mixed_scores
+from tasktune.serve.body_limit import BodyLimit
 from tasktune.serve.limits import SHUTDOWN_GRACE_S, Refused, ServeLimits, ServerMetrics
 from tasktune.serve.openai_api import add_completions
 from tasktune.serve.registry import TaskRegistry
+from tasktune.serve.work_queue import WorkQueue, _Pending
 
 
 class PredictRequest(BaseModel):
     task: StrictStr | list[StrictStr]
     inputs: list[StrictStr | dict[StrictStr, StrictStr]]
     ensemble: bool = False
-
-
-@dataclass
-class _Pending:
-    names: tuple[str, ...]  # one task, or an ensemble's members
-    tasks: tuple = field(repr=False)  # the Task objects, held even if a task is unloaded meanwhile
-    example: Example
-    future: asyncio.Future = field(repr=False)
-    max_new_tokens: int = 64
-
-
-class WorkQueue:
-    """Inputs waiting for the model. `live` counts the ones whose request still waits: an input of a
-    request that timed out or whose client left stops counting at once (so abandoned work never
-    fills the queue for others) and is discarded, uncomputed, when the worker reaches it."""
-
-    def __init__(self):
-        self.items: deque[_Pending] = deque()
-        self.live = 0
-        self.ready = asyncio.Event()
-
-    def put(self, items: list[_Pending]) -> None:
-        if len(self.items) > 4 * max(self.live, 256):  # mostly abandoned: compact now, not when reached
-            self.items = deque(p for p in self.items if not p.future.done())
-        self.items.extend(items)
-        self.live += len(items)
-        self.ready.set()
-
-    def abandon(self, p: _Pending) -> None:
-        if not p.future.done():
-            p.future.cancel()
-            self.live -= 1
-
-    def take(self, n: int) -> tuple[list[_Pending], int]:
-        """Up to n live inputs from the front, and how many abandoned ones were discarded on the way."""
-        out, dropped = [], 0
-        while self.items and len(out) < n:
-            p = self.items.popleft()
-            if p.future.done():
-                dropped += 1
-            else:
-                out.append(p)
-                self.live -= 1
-        if not self.items:
-            self.ready.clear()
-        return out, dropped
 
 
 class TaskServer:
@@ -150,9 +104,7 @@ class TaskServer:
         if len({id(batch[i].tasks[0]) for i in mix}) == 1:
             mix = []  # one task: its own path, which runs the prompt shared by its rows once (faster)
         if mix:
-            tasks = list({id(batch[i].tasks[0]): batch[i].tasks[0] for i in mix}.values())
-            index = {id(t): k for k, t in enumerate(tasks)}
-            scores = mixed_scores(tasks, [(index[id(batch[i].tasks[0])], batch[i].example) for i in mix])
+            scores = mixed_scores(*_task_items(batch, mix))
             for i, s in zip(mix, scores, strict=True):
                 results[i] = batch[i].tasks[0].objective.predictions(s[None])[0].to_dict()
         decoding: dict[int, list[int]] = {}  # max_new_tokens -> inputs of mixable generation tasks
@@ -160,10 +112,7 @@ class TaskServer:
             if len(p.tasks) == 1 and can_mix_generation(p.tasks[0]):
                 decoding.setdefault(p.max_new_tokens, []).append(i)
         for max_new, idx in decoding.items():
-            tasks = list({id(batch[i].tasks[0]): batch[i].tasks[0] for i in idx}.values())
-            index = {id(t): k for k, t in enumerate(tasks)}
-            texts = mixed_generate(tasks, [(index[id(batch[i].tasks[0])], batch[i].example) for i in idx],
-                                   beams=1, max_new_tokens=max_new)
+            texts = mixed_generate(*_task_items(batch, idx), beams=1, max_new_tokens=max_new)
             results.update({i: {"output": t} for i, t in zip(idx, texts, strict=True)})
         groups: dict[tuple, list[int]] = {}
         for i, p in enumerate(batch):
@@ -283,6 +232,13 @@ class TaskServer:
             p.future.set_exception(Refused(503, "the server shut down", {"Retry-After": "5"}))
 
 
+def _task_items(batch: list[_Pending], idx: list[int]) -> tuple[list, list[tuple[int, Example]]]:
+    """(distinct tasks, (task index, example) per input) of single-task inputs `idx`, for runtime/mixed.py."""
+    tasks = list({id(batch[i].tasks[0]): batch[i].tasks[0] for i in idx}.values())
+    index = {id(t): k for k, t in enumerate(tasks)}
+    return tasks, [(index[id(batch[i].tasks[0])], batch[i].example) for i in idx]
+
+
 def _root_base_model(root: Path) -> str:
     """The base model of the first artifact in a task root (a server with no pinned task)."""
     for meta in sorted(root.glob("*/tasktune.json")):
@@ -291,48 +247,6 @@ def _root_base_model(root: Path) -> str:
         except (OSError, ValueError, KeyError, TypeError):
             continue
     raise TasktuneError(f"--task-root {root}: holds no artifact to take the base model from; pass --model")
-
-
-class BodyLimit:
-    """ASGI middleware: the body is read here, at most `limit` bytes of it; over that the request
-    gets 413 and the app never sees it (a Content-Length over the limit is refused unread)."""
-
-    def __init__(self, app, limit: int):
-        self.app, self.limit = app, limit
-
-    async def _refuse(self, send) -> None:
-        body = json.dumps({"detail": f"request body over the limit of {self.limit} bytes"}).encode()
-        await send({"type": "http.response.start", "status": 413,
-                    "headers": [(b"content-type", b"application/json"), (b"content-length", str(len(body)).encode())]})
-        await send({"type": "http.response.body", "body": body})
-
-    async def __call__(self, scope, receive, send):
-        if scope["type"] != "http":
-            return await self.app(scope, receive, send)
-        length = dict(scope.get("headers") or []).get(b"content-length")
-        if length is not None and (not length.isdigit() or int(length) > self.limit):
-            return await self._refuse(send)
-        chunks, seen = [], 0
-        while True:
-            message = await receive()
-            if message["type"] != "http.request":
-                return  # the client went away before sending its body
-            chunks.append(message.get("body", b""))
-            seen += len(chunks[-1])
-            if seen > self.limit:
-                return await self._refuse(send)
-            if not message.get("more_body", False):
-                break
-        replayed = False
-
-        async def replay():
-            nonlocal replayed
-            if not replayed:
-                replayed = True
-                return {"type": "http.request", "body": b"".join(chunks), "more_body": False}
-            return await receive()  # after the body: disconnect notices
-
-        await self.app(scope, replay, send)
 
 
 def create_app(server: TaskServer) -> FastAPI:
