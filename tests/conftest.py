@@ -16,6 +16,8 @@ from transformers import (
     BartForConditionalGeneration,
     BertConfig,
     BertForMaskedLM,
+    Gemma3ForCausalLM,
+    Gemma3TextConfig,
     GPT2Config,
     GPT2LMHeadModel,
     LlamaConfig,
@@ -64,6 +66,12 @@ def tiny_model(kind: str):
         cfg = LlamaConfig(hidden_size=32, intermediate_size=64, num_hidden_layers=2, num_attention_heads=4,
                           num_key_value_heads=2, vocab_size=V, max_position_embeddings=128, initializer_range=INIT)
         return LlamaForCausalLM(cfg), "causal"
+    if kind == "gemma3":  # sliding-window layers (window 4, shorter than most test rows) beside full ones
+        cfg = Gemma3TextConfig(hidden_size=32, intermediate_size=64, num_hidden_layers=2, num_attention_heads=4,
+                               num_key_value_heads=2, head_dim=8, vocab_size=V, max_position_embeddings=128,
+                               sliding_window=4, layer_types=["sliding_attention", "full_attention"],
+                               initializer_range=INIT)
+        return Gemma3ForCausalLM(cfg), "causal"
     if kind == "bert":
         cfg = BertConfig(hidden_size=32, num_hidden_layers=2, num_attention_heads=2, intermediate_size=64,
                          vocab_size=V, max_position_embeddings=128, initializer_range=INIT)

@@ -17,7 +17,7 @@ def examples():
     return [Example({"table": t, "text": x}, None, f"toy:{i}") for i, (t, x) in enumerate(ROWS)]
 
 
-@pytest.mark.parametrize("kind", ["gpt2", "llama"])
+@pytest.mark.parametrize("kind", ["gpt2", "llama", "gemma3"])
 @pytest.mark.parametrize("beams", [1, 3])
 def test_our_decoder_matches_generate_on_a_plain_model(kind, beams):
     bb = tiny_backbone(kind)
@@ -98,7 +98,7 @@ def test_encoder_decoder_prefix_decoding_matches_a_cache_free_greedy_loop(kind):
     assert isinstance(task.generate([ex], beams=3, max_new_tokens=5)[0], str)
 
 
-@pytest.mark.parametrize("kind", ["gpt2", "llama"])
+@pytest.mark.parametrize("kind", ["gpt2", "llama", "gemma3"])
 @pytest.mark.parametrize("method,cfg", [("zero-shot", ZeroShotConfig()),
                                         ("prompt-tuning", PromptTuningConfig(prompt_length=3)),
                                         ("prefix-tuning", PrefixTuningConfig(prefix_length=3, reparam=False))])

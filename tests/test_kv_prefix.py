@@ -12,7 +12,7 @@ from conftest import tiny_backbone
 LONG = "the film was great . " * 10
 
 
-@pytest.mark.parametrize("kind", ["gpt2", "llama"])
+@pytest.mark.parametrize("kind", ["gpt2", "llama", "gemma3"])
 def test_shared_prefix_kv_reuse_matches_full_forward(kind):
     bb = tiny_backbone(kind)
     task = build_task(bb, "zero-shot", ZeroShotConfig(), LONG + "review : {text} sentiment :{answer}",
@@ -29,7 +29,7 @@ def test_shared_prefix_kv_reuse_matches_full_forward(kind):
     torch.testing.assert_close(again[0], plain[1], atol=1e-4, rtol=1e-4)
 
 
-@pytest.mark.parametrize("kind", ["gpt2", "llama"])
+@pytest.mark.parametrize("kind", ["gpt2", "llama", "gemma3"])
 def test_soft_prompt_kv_is_shared_at_inference_and_never_stale(kind):
     """A soft prompt is the same in every row: its KV is computed once per batch and reused; new
     prompt values (evaluation during training) are a miss, not a stale hit."""
@@ -53,7 +53,7 @@ def test_soft_prompt_kv_is_shared_at_inference_and_never_stale(kind):
     assert not torch.allclose(moved, plain)
 
 
-@pytest.mark.parametrize("kind", ["gpt2", "llama"])
+@pytest.mark.parametrize("kind", ["gpt2", "llama", "gemma3"])
 @pytest.mark.parametrize("method", ["prompt-tuning", "p-tuning"])
 def test_training_runs_the_shared_prompt_once_with_the_same_loss_and_gradients(kind, method, monkeypatch):
     """In training the soft prompt's KV is computed once per batch, with gradients; loss and

@@ -29,7 +29,7 @@ def test_a_mixed_batch_equals_each_task_alone():
         torch.testing.assert_close(got, alone, atol=1e-4, rtol=1e-4)
 
 
-@pytest.mark.parametrize("kind", ["llama", "gpt2"])  # rotary and learned positions
+@pytest.mark.parametrize("kind", ["llama", "gpt2", "gemma3"])  # rotary and learned positions
 def test_prefix_tasks_of_different_lengths_share_a_pass_with_soft_prompt_tasks(kind):
     """Each row attends to its own task's prefix (left-padded to the longest, masked) with positions
     from its own prefix length: the scores equal each task run alone."""
@@ -65,7 +65,7 @@ def test_ensemble_votes():
     assert len(preds) == 4 and all(sum(p["votes"].values()) == 3 for p in preds)
 
 
-@pytest.mark.parametrize("kind", ["llama", "gpt2"])
+@pytest.mark.parametrize("kind", ["llama", "gpt2", "gemma3"])
 @pytest.mark.parametrize("beams", [1, 3])
 def test_generation_tasks_decode_together_as_each_alone(kind, beams):
     from tasktune.runtime.mixed import mixed_generate

@@ -27,7 +27,11 @@ def causal_mask(q_len: int, k_len: int, prefix: int, like: torch.Tensor) -> torc
 
 
 def additive(mask: torch.Tensor, dtype: torch.dtype) -> torch.Tensor:
-    """A boolean keep-mask as the additive mask eager attention expects (float masks pass through)."""
+    """A boolean keep-mask as the additive mask eager attention expects (float masks pass through).
+    The fill is fp32's lowest value even in float64: eager attentions that softmax in fp32 (Gemma)
+    would turn float64's into -inf, and a row with every key masked (padding under a sliding
+    window) into NaN."""
     if mask.dtype != torch.bool:
         return mask
-    return torch.zeros(mask.shape, dtype=dtype, device=mask.device).masked_fill(~mask, torch.finfo(dtype).min)
+    low = max(torch.finfo(dtype).min, torch.finfo(torch.float32).min)
+    return torch.zeros(mask.shape, dtype=dtype, device=mask.device).masked_fill(~mask, low)

@@ -71,9 +71,15 @@ class _Beams:
         self.k, self.lp, self.done = k, length_penalty, []
 
     def add(self, score: float, tokens: list[int], length: int) -> None:
-        """`length`: generated tokens the score covers (the end-of-sequence token included)."""
+        """`length`: generated tokens the score covers (the end-of-sequence token included). Keeps
+        the k best by length-normalised score, as transformers' beam hypotheses do."""
+        entry = (score / (length ** self.lp), tokens)
         if len(self.done) < self.k:
-            self.done.append((score / (length ** self.lp), tokens))
+            self.done.append(entry)
+        else:
+            worst = min(range(self.k), key=lambda i: self.done[i][0])
+            if entry[0] > self.done[worst][0]:
+                self.done[worst] = entry
 
     @property
     def full(self) -> bool:
@@ -143,9 +149,11 @@ def _generate_causal(backbone, module, encoder, examples: list[Example], k: int,
                 if taken == k:
                     break
         owner, scores, seqs = new_owner, new_scores, new_seqs  # `keep`: their rows in the cache
-    open_beams = [(e, scores[i], seqs[i]) for i, e in enumerate(owner) if not results[e].done]
-    for e, score, tokens in open_beams:  # ran out of tokens before any hypothesis ended: take open beams
-        results[e].done.append((score / (len(tokens) ** length_penalty), tokens))
+    # out of tokens: a source with fewer than k ended hypotheses lets its open beams compete with
+    # them (transformers does the same), so an ended short one does not beat a better open one
+    for i, e in enumerate(owner):
+        if not results[e].full:
+            results[e].add(scores[i], seqs[i], len(seqs[i]))
     texts = []
     for r in results:
         best = max(r.done, key=lambda x: x[0])[1] if r.done else []

@@ -21,17 +21,27 @@ KV = list[tuple[torch.Tensor, torch.Tensor]]
 
 def kv_of(backbone, prefix: torch.Tensor) -> KV:
     """KV cache of a prefix (causal LMs): token ids [1, P] or input embeddings [1, P, H]. Runs the
-    base model only: a prefix's logits are never read, so the LM head (vocabulary-wide) is skipped."""
+    base model only: a prefix's logits are never read, so the LM head (vocabulary-wide) is skipped.
+
+    The cache is a plain one of full layers, so a sliding-window layer (Gemma 3, Mistral) returns
+    the whole prefix, not only its last window: `prefix_cache` then gives every layer its kind."""
     key = "inputs_embeds" if prefix.is_floating_point() else "input_ids"
-    out = backbone.model.base_model(**{key: prefix}, use_cache=True)
+    out = backbone.model.base_model(**{key: prefix}, use_cache=True, **{CACHE: DynamicCache()})
     return [(k, v) for k, v, *_ in cache_of(out)]
 
 
-def with_kv(inputs: dict, kv: KV) -> dict:
-    """Backbone inputs extended by a KV prefix of batch size 1 or B (expanded, never copied)."""
+def prefix_cache(model_config, kv: KV) -> DynamicCache:
+    """A cache holding a KV prefix, each layer of the model's own kind: a sliding-window layer keeps
+    the last window of the prefix and counts all of it, so masks and positions match a forward over
+    prefix + rows (built without the config, every layer would be a full one: wrong masks there)."""
+    return DynamicCache(ddp_cache_data=kv, config=model_config)
+
+
+def with_kv(inputs: dict, kv: KV, model_config) -> dict:
+    """Backbone inputs extended by a KV prefix of batch size 1 or B (expanded over the batch)."""
     b = inputs["attention_mask"].shape[0]
     plen = kv[0][0].shape[-2]
-    cache = DynamicCache(ddp_cache_data=[(k.expand(b, -1, -1, -1), v.expand(b, -1, -1, -1)) for k, v in kv])
+    cache = prefix_cache(model_config, [(k.expand(b, -1, -1, -1), v.expand(b, -1, -1, -1)) for k, v in kv])
     mask = torch.cat([inputs["attention_mask"].new_ones(b, plen), inputs["attention_mask"]], dim=1)
     return {**inputs, CACHE: cache, "attention_mask": mask}
 
@@ -165,4 +175,4 @@ class SharedPrefixCache:
             rest["inputs_embeds"] = embeds[:, p:]
         else:
             rest["input_ids"] = inputs["input_ids"][:, p:]
-        return drop_prefix(batch, p), with_kv(rest, kv)
+        return drop_prefix(batch, p), with_kv(rest, kv, backbone.model.config)

@@ -126,7 +126,7 @@ class PrefixTuning(TaskModule):
         kv = [(prefix[i, 0][None], prefix[i, 1][None]) for i in range(prefix.shape[0])]
         inputs = self.place_soft(backbone, batch, None)
         if self.slots is None:
-            return with_kv(inputs, kv)
+            return with_kv(inputs, kv, backbone.model.config)
         return {**inputs, ap.KEYWORD: ap.AttentionPrefix(kv=dict(zip(self.slots, kv, strict=True)))}
 
     def export_tensors(self) -> dict[str, torch.Tensor]:

@@ -20,13 +20,13 @@ from contextlib import nullcontext
 
 import torch
 from torch import nn
-from transformers import DynamicCache
 
 from tasktune import TasktuneError
 from tasktune.data.readers import Example
 from tasktune.engine.batch import Batch, collate, micro_batches
 from tasktune.engine.cache_keyword import CACHE
 from tasktune.engine.forward import score_logprobs
+from tasktune.engine.kv_prefix import prefix_cache
 from tasktune.methods.base import TaskModule
 
 PIECE_TOKENS_CPU = 1024  # padded tokens per forward piece on CPU (the matmuls stay efficient; padding does not grow)
@@ -68,7 +68,7 @@ def with_row_prefixes(backbone, inputs: dict, batch: Batch, prefixes: list[torch
         if p is not None:
             padded[t, ..., longest - p.shape[3]:, :] = p.to(backbone.dtype)
     rows = padded[row_task.to(backbone.device)]  # [B, layers, 2, kv, L, hd]
-    cache = DynamicCache(ddp_cache_data=[(rows[:, i, 0], rows[:, i, 1]) for i in range(shape[0])])
+    cache = prefix_cache(backbone.model.config, [(rows[:, i, 0], rows[:, i, 1]) for i in range(shape[0])])
     own = lengths[row_task].to(backbone.device)
     slots = torch.arange(longest, device=backbone.device)[None] >= (longest - own)[:, None]
     mask = torch.cat([slots.to(inputs["attention_mask"].dtype), inputs["attention_mask"]], dim=1)
