@@ -81,6 +81,12 @@ def test_missing_data_and_too_few_seeds(tmp_path):
     cfg.write_text(text.replace("seeds = [0, 1, 2]", "seeds = [0]"))
     with pytest.raises(TasktuneError, match="at least 3"):
         load_experiment(cfg, train_option_names())
+    cfg.write_text(text + "seeds = [4]\n")  # a method's own seeds: min_seeds holds for them too
+    with pytest.raises(TasktuneError, match=r"\[methods.x\]: 'seeds': 1 seeds"):
+        load_experiment(cfg, train_option_names())
+    cfg.write_text("min_seeds = 1\n" + text + "seeds = [4]\n")
+    exp = load_experiment(cfg, train_option_names())
+    assert [c.seed for c in exp.cells] == [4] and exp.seeds == [0, 1, 2]
 
 
 def test_report_check_fails_on_a_hand_edit(tmp_path):

@@ -16,6 +16,7 @@
     ensemble = true                    # optional: also the majority vote of its seeds' runs (one batched pass)
     [methods.prompt.axes]              # optional ablation axes: one cell per value (Lester et al. figures)
     prompt_length = [1, 5, 20, 100]
+    # a method table may set its own `seeds` (e.g. fewer for a costly ablation); min_seeds applies
 
 Selection and report never share a split: a cell trains on the dataset's train file only and
 selects its checkpoint on `dev_size` examples held out of train; what the report shows is the
@@ -71,6 +72,15 @@ class Experiment:
     template: str = ""
 
 
+def _seeds(path: Path, where: str, seeds, min_seeds: int) -> list[int]:
+    if not isinstance(seeds, list) or not all(isinstance(s, int) for s in seeds) or len(set(seeds)) != len(seeds):
+        raise TasktuneError(f"{path}: {where} must be a list of distinct integers")
+    if len(seeds) < min_seeds:
+        raise TasktuneError(f"{path}: {where}: {len(seeds)} seeds; a spread needs at least {min_seeds} "
+                            "(set min_seeds to allow fewer)")
+    return seeds
+
+
 def load_experiment(path: str | Path, option_names: set[str]) -> Experiment:
     """Parse and check a config: unknown keys, methods or options, and missing data are one-line
     errors naming the config and the key (or cell)."""
@@ -99,12 +109,7 @@ def load_experiment(path: str | Path, option_names: set[str]) -> Experiment:
     for e in eval_also:
         if not Path(e).is_file():
             raise TasktuneError(f"{path}: eval_also file '{e}' does not exist")
-    seeds = raw.get("seeds", [0, 1, 2])
-    if not isinstance(seeds, list) or not all(isinstance(s, int) for s in seeds) or len(set(seeds)) != len(seeds):
-        raise TasktuneError(f"{path}: 'seeds' must be a list of distinct integers")
-    if len(seeds) < raw.get("min_seeds", 3):
-        raise TasktuneError(f"{path}: {len(seeds)} seeds; a spread needs at least {raw.get('min_seeds', 3)} "
-                            "(set min_seeds to allow fewer)")
+    seeds = _seeds(path, "seeds", raw.get("seeds", [0, 1, 2]), raw.get("min_seeds", 3))
     max_steps = raw.get("max_steps", 300)
     if not isinstance(max_steps, int) or max_steps < 1:
         raise TasktuneError(f"{path}: 'max_steps' must be a positive integer")
@@ -122,6 +127,8 @@ def load_experiment(path: str | Path, option_names: set[str]) -> Experiment:
             raise TasktuneError(f"{path}: [methods.{name}]: unknown method '{method}' "
                                 f"(choose from {', '.join(m for m in METHODS if m != 'zero-shot')})")
         axes = table.pop("axes", {})
+        own_seeds = _seeds(path, f"[methods.{name}]: 'seeds'", table.pop("seeds"), raw.get("min_seeds", 3)) \
+            if "seeds" in table else seeds
         if table.pop("ensemble", False):
             if axes:
                 raise TasktuneError(f"{path}: [methods.{name}]: an ensemble needs a method without axes")
@@ -138,7 +145,7 @@ def load_experiment(path: str | Path, option_names: set[str]) -> Experiment:
         combos = [dict(zip(axes, vals, strict=True)) for vals in itertools.product(*axes.values())] or [{}]
         for dataset in data:
             for combo in combos:
-                for seed in seeds:
+                for seed in own_seeds:
                     cells.append(Cell(name, dataset, seed, {**options, **combo}, combo))
     return Experiment(raw.get("name", path.stem), raw.get("model", "smollm2-135m"), data, seeds, max_steps,
                       eval_also, raw.get("objective", "classification"), raw.get("baselines", True), cells, str(path),
