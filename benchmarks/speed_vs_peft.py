@@ -10,13 +10,10 @@ splits each batch of 16 as its trainer does on CPU (equal length-sorted pieces o
 padded tokens, gradients summed: the same update, less padding, bounded activation memory), and
 runs the soft prompt, the same in every row, once per step for all pieces.
 
-PEFT runs in two setups. "tuned" (the headline, what a careful user does on this CPU): bf16
-backbone, eager attention (PyTorch's fused CPU attention has a slow backward), and the loss read
-from the logits at the label position only (a 2D logits_to_keep through PEFT's forward, cross
-entropy on the label word's first token, as tasktune does). "defaults" (second rows): its
-documented causal-LM usage: get_peft_model(PromptTuningConfig), the input is prompt text + label
-word, labels are -100 except the label word, and the model computes the loss (LM head over every
-position), sdpa attention. Both evaluate with left padding and logits_to_keep=1 at batch 32.
+PEFT runs in two setups (peft_peer.py): "tuned" (the headline, what a careful user does on this
+CPU: the same backbone dtype, eager attention, the loss from the label position's logits only)
+and "defaults" (second rows: PEFT's documented causal-LM usage, the LM head over every position,
+sdpa attention). Both evaluate at batch 32, reading the label words at each row's last position.
 
 MFU: model FLOPs per training step = 4 * N * T, where N = non-embedding backbone parameters
 and T = tokens run through the layers (padding included; a soft prompt shared by every row
@@ -39,11 +36,11 @@ from pathlib import Path
 import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
+from peft_peer import INIT_TEXT, TEMPLATE  # noqa: E402
+
 from report import table, write_section  # noqa: E402
 
 DATA = Path(__file__).resolve().parents[2] / "shared" / "data" / "sst2"
-TEMPLATE = "Review: {text}\nSentiment:{answer}"
-INIT_TEXT = "Classify the sentiment of the review as positive or negative."
 LR = {"prompt": 3e-2, "prefix": 1e-2, "ptuning": 1e-3}
 
 
@@ -136,80 +133,26 @@ def run_tasktune(args) -> dict:
 
 
 def run_peft(args) -> dict:
-    from peft import (
-        PrefixTuningConfig,
-        PromptEncoderConfig,
-        PromptTuningConfig,
-        PromptTuningInit,
-        TaskType,
-        get_peft_model,
-    )
-    from transformers import AutoModelForCausalLM, AutoTokenizer
+    import peft_peer
 
-    from tasktune.backbone.aliases import resolve_alias
-    from tasktune.backbone.gguf_cache import cached_gguf_dir
-
-    folder = str(cached_gguf_dir("smollm2-135m", resolve_alias("smollm2-135m")[1]))
     dtype = torch.bfloat16 if args.dtype == "bfloat16" else torch.float32
-    tok = AutoTokenizer.from_pretrained(folder)
-    tok.pad_token = tok.eos_token
     tuned = args.peft_setup == "tuned"
-    model = AutoModelForCausalLM.from_pretrained(folder, dtype=dtype,
-                                                 **({"attn_implementation": "eager"} if tuned else {}))
-    if args.method == "prompt":
-        cfg = PromptTuningConfig(task_type=TaskType.CAUSAL_LM, prompt_tuning_init=PromptTuningInit.TEXT,
-                                 num_virtual_tokens=20, prompt_tuning_init_text=INIT_TEXT,
-                                 tokenizer_name_or_path=folder)
-    elif args.method == "ptuning":
-        cfg = PromptEncoderConfig(task_type=TaskType.CAUSAL_LM, num_virtual_tokens=20,
-                                  encoder_reparameterization_type="MLP", encoder_hidden_size=model.config.hidden_size)
-    else:
-        cfg = PrefixTuningConfig(task_type=TaskType.CAUSAL_LM, num_virtual_tokens=20)
-    model = get_peft_model(model, cfg)
+    model, tok = peft_peer.load(args.method, dtype, tuned)
     data, steps = batches(args.steps)
-    lr = LR[args.method]
-    opt = torch.optim.AdamW([p for p in model.parameters() if p.requires_grad], lr=lr, weight_decay=1e-5)
-
-    def prompt(ex):
-        return f"Review: {ex.fields['text']}\nSentiment:"
-
+    opt = torch.optim.AdamW([p for p in model.parameters() if p.requires_grad], lr=LR[args.method], weight_decay=1e-5)
     times, real = [], 0
     model.train()
     for i, exs in enumerate(steps):
         t = time.perf_counter()
-        seqs, labs = [], []
-        for ex in exs:
-            p = tok(prompt(ex)).input_ids
-            a = tok(" " + ex.label).input_ids
-            seqs.append(p + a)
-            labs.append([-100] * len(p) + a)
-        width = max(map(len, seqs))
-        ids = torch.tensor([s + [tok.pad_token_id] * (width - len(s)) for s in seqs])
-        mask = torch.tensor([[1] * len(s) + [0] * (width - len(s)) for s in seqs])
-        labels = torch.tensor([lb + [-100] * (width - len(lb)) for lb in labs])
-        if tuned:  # logits at the position before the label word only (after PEFT's virtual tokens, if any)
-            shift = 0 if args.method == "prefix" else 20
-            at = torch.tensor([[shift + len(s) - len(a) - 1] for s, a in zip(seqs, (tok(" " + ex.label).input_ids
-                                                                                   for ex in exs), strict=True)])
-            logits = model(input_ids=ids, attention_mask=mask, logits_to_keep=at).logits[:, 0]
-            gold = torch.tensor([tok(" " + ex.label).input_ids[0] for ex in exs])
-            loss = torch.nn.functional.cross_entropy(logits.float(), gold)
-        else:
-            loss = model(input_ids=ids, attention_mask=mask, labels=labels).loss
-        loss.backward()
+        peft_peer.loss(model, tok, exs, args.method, tuned).backward()
         opt.step()
         opt.zero_grad()
         if i:
             times.append(time.perf_counter() - t)
             real += sum(len(tok(ex.fields["text"], add_special_tokens=False).input_ids) for ex in exs)
     model.eval()
-    tok.padding_side = "left"
-    dev = data.dev[: args.eval_n]
     t_eval = time.perf_counter()
-    with torch.inference_mode():
-        for k in range(0, len(dev), 32):
-            enc = tok([prompt(ex) for ex in dev[k:k + 32]], return_tensors="pt", padding=True)
-            model(**enc, logits_to_keep=1)
+    peft_peer.accuracy(model, tok, data.dev[: args.eval_n], data.labels, args.method)
     eval_s = time.perf_counter() - t_eval
     return {"median_step_s": statistics.median(times), "real_tok_s": real / sum(times),
             "eval_ex_s": args.eval_n / eval_s}
@@ -218,7 +161,7 @@ def run_peft(args) -> dict:
 def child(args) -> None:
     torch.manual_seed(0)
     result = (run_tasktune if args.one == "tasktune" else run_peft)(args)
-    result["peak_rss_gb"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1e6
+    result["peak_rss_gb"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024 / 1e9  # KiB on Linux
     print("RESULT " + json.dumps(result))
 
 

@@ -1,4 +1,5 @@
 import json
+import time
 
 import pytest
 import torch
@@ -42,6 +43,20 @@ def test_training_lowers_the_loss_and_keeps_the_best(tmp_path, kind):
     assert summary["best_dev_score"] == pytest.approx(task.evaluate(data)["accuracy"])
     lines = [json.loads(x) for x in (tmp_path / "metrics.jsonl").read_text().splitlines()]
     assert any("dev_accuracy" in x for x in lines) and any("loss" in x for x in lines)
+
+
+def test_target_score_ends_the_run_at_the_first_evaluation_reaching_it(tmp_path):
+    task = make_task()
+    data = examples()
+    cfg = TrainConfig(max_steps=40, batch_size=8, lr=0.3, eval_every=5, save_every=20, log_every=5, target_score=0.01)
+    summary = train(task, data, data, cfg, tmp_path, quiet=True)
+    assert summary["steps"] == 5 and summary["best_step"] == 5  # any score reaches 0.01: the first evaluation stops
+    lines = [json.loads(x) for x in (tmp_path / "metrics.jsonl").read_text().splitlines()]
+    stamps = [x["time"] for x in lines]
+    assert stamps == sorted(stamps) and abs(stamps[-1] - time.time()) < 600  # wall-clock stamps, in order
+    out = train(make_task(), data, data, TrainConfig(max_steps=10, batch_size=8, eval_every=5, target_score=1.01),
+                tmp_path / "never", quiet=True)
+    assert out["steps"] == 10  # a target no score reaches: the whole schedule runs
 
 
 def test_artifact_roundtrip_is_small_and_exact(tmp_path):

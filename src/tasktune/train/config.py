@@ -33,6 +33,9 @@ class TrainConfig:
     eval_batch_size: int = ranged(32, min=1)
     patience: int = ranged(0, min=0)
     """Stop after this many evaluations without improvement (0 = never)."""
+    target_score: float = ranged(0.0, min=0)
+    """Stop at the first dev evaluation scoring at least this (0 = never): a run that is good
+    enough ends there (the time-to-accuracy protocol of docs/BENCHMARKS.md)."""
     save_every: int = ranged(50, min=1)
     """Write a resumable checkpoint every N steps."""
     log_every: int = ranged(10, min=1)

@@ -40,9 +40,11 @@ class MetricsLog:
         self.path, self.enabled = path, enabled
 
     def write(self, record: dict) -> None:
+        """One line per record, stamped with the wall clock (Unix seconds): a reader can put
+        scores against the wait since the command started."""
         if self.enabled:
             with self.path.open("a") as f:
-                f.write(json.dumps(record) + "\n")
+                f.write(json.dumps({**record, "time": time.time()}) + "\n")
 
 
 def train(task, train_set: list[Example], dev_set: list[Example], cfg: TrainConfig, out: str | Path,
@@ -155,6 +157,8 @@ def train(task, train_set: list[Example], dev_set: list[Example], cfg: TrainConf
             info = f"loss {step_loss:.3f}" + (f" dev {best:.3f}" if dev_set and best is not None else "")
             bar.update(job, completed=step, info=info)
             if cfg.patience and progress["bad_evals"] >= cfg.patience:
+                break
+            if cfg.target_score and dev_set and progress["best"] is not None and progress["best"] >= cfg.target_score:
                 break
             if stop_after is not None and step >= stop_after:  # pause (a kill, in tests): checkpoint, no commit
                 if accelerator.is_main_process:

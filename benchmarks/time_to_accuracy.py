@@ -1,0 +1,213 @@
+"""Time to accuracy: the wait from starting a command to a task good enough to use.
+
+    python benchmarks/time_to_accuracy.py [--threshold 0.88] [--device cpu] [--dtype auto]
+        [--tasktune-lrs 1e-2,3e-2,1e-1] [--peft-prompt-lrs 1e-2,3e-2,1e-1] [--peft-lora-lrs 1e-3,3e-3,1e-2]
+
+PROTOCOLS.md "Time to accuracy": wall seconds from the start of the command (imports and model
+load included) to the first evaluation at >= threshold on the whole SST-2 dev set, evaluating
+every 25 steps (evaluations count: the user waits for them), batch 16, max length 96, a 300-step
+schedule with 10% warmup then linear decay, the `Review: {text}\\nSentiment:{answer}` template,
+the run stopped at the threshold. A run that never reaches it reports its whole run as a lower
+bound. Every method at each of its learning rates, each run its own process, one at a time.
+
+tasktune runs as a user runs it: `tasktune train ... --target-score T` with its defaults
+(prompt tuning, 20 virtual tokens), the evaluation times read from the wall-clock stamps of the
+run's metrics.jsonl. PEFT runs set up as a careful user would on this machine (peft_peer.py:
+the same backbone dtype, eager attention, loss and evaluation from the label position only),
+AdamW (weight decay 1e-5, gradient clipping 1.0, as tasktune), the same schedule; prompt tuning
+with 20 text-initialised virtual tokens and LoRA r=8 on q_proj and v_proj.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from peft_peer import TEMPLATE  # noqa: E402
+
+from report import ROOT, table, write_section  # noqa: E402
+
+DATA = ROOT.parent / "shared" / "data" / "sst2"
+
+
+def peft_child(args) -> None:
+    """One PEFT run; prints an EVAL line (JSON, with a wall-clock stamp) per evaluation."""
+    import peft_peer
+    import torch
+    from transformers import get_linear_schedule_with_warmup
+
+    from tasktune.backbone.dtype import resolve_dtype
+    from tasktune.data import load_splits
+
+    device = torch.device(args.device)
+    model, tok = peft_peer.load(args.one, resolve_dtype(args.dtype, device), True, str(device))
+    data = load_splits(str(args.data))
+    dev = data.dev[: args.dev_n] if args.dev_n else data.dev
+    params = [p for p in model.parameters() if p.requires_grad]
+    opt = torch.optim.AdamW(params, lr=args.lr, weight_decay=1e-5)
+    sched = get_linear_schedule_with_warmup(opt, int(0.1 * args.max_steps), args.max_steps)
+    gen = torch.Generator().manual_seed(0)
+    order: list[int] = []
+    for step in range(1, args.max_steps + 1):
+        if len(order) < 16:  # reshuffled each epoch
+            order += torch.randperm(len(data.train), generator=gen).tolist()
+        exs, order = [data.train[i] for i in order[:16]], order[16:]
+        model.train()
+        peft_peer.loss(model, tok, exs, args.one, True).backward()
+        torch.nn.utils.clip_grad_norm_(params, 1.0)
+        opt.step()
+        sched.step()
+        opt.zero_grad()
+        if step % args.eval_every == 0 or step == args.max_steps:
+            model.eval()
+            acc = peft_peer.accuracy(model, tok, dev, data.labels, args.one)
+            print("EVAL " + json.dumps({"step": step, "accuracy": acc, "time": time.time()}), flush=True)
+            if acc >= args.threshold:
+                return
+
+
+def run_tasktune(args, lr: float, work: Path) -> tuple[list[dict], float]:
+    out = work / f"tasktune-{lr:g}"
+    data = work / "data"
+    if not data.exists():  # train + the whole dev split (the protocol evaluates on it; --dev-n: its head)
+        data.mkdir()
+        (data / "train.jsonl").symlink_to((args.data / "train.jsonl").resolve())
+        dev = (args.data / "dev.jsonl").read_text(encoding="utf-8").splitlines(keepends=True)
+        (data / "dev.jsonl").write_text("".join(dev[: args.dev_n] if args.dev_n else dev), encoding="utf-8")
+    cmd = [str(Path(sys.executable).parent / "tasktune"), "train", "--data", str(data), "--output", str(out),
+           "--template", TEMPLATE, "--max-steps", str(args.max_steps), "--eval-every", str(args.eval_every),
+           "--batch-size", "16", "--max-length", "96", "--lr", str(lr), "--target-score", str(args.threshold),
+           "--dtype", args.dtype, "--device", args.device, "--quiet"]
+    t0 = time.time()
+    done = subprocess.run(cmd, capture_output=True, text=True)
+    total = time.time() - t0
+    if done.returncode:
+        raise RuntimeError((done.stderr.strip().splitlines() or [f"exit {done.returncode}"])[-1])
+    lines = [json.loads(x) for x in (out / "metrics.jsonl").read_text().splitlines() if x.strip()]
+    evals = [{"step": r["step"], "accuracy": r["dev_accuracy"], "seconds": r["time"] - t0}
+             for r in lines if "dev_accuracy" in r]
+    return evals, total
+
+
+def run_peft(args, method: str, lr: float) -> tuple[list[dict], float]:
+    cmd = [sys.executable, __file__, "--one", method, "--lr", str(lr), "--data", str(args.data),
+           "--threshold", str(args.threshold), "--max-steps", str(args.max_steps), "--eval-every",
+           str(args.eval_every), "--dtype", args.dtype, "--device", args.device, "--dev-n", str(args.dev_n)]
+    t0 = time.time()
+    done = subprocess.run(cmd, capture_output=True, text=True)
+    total = time.time() - t0
+    if done.returncode:
+        raise RuntimeError((done.stderr.strip().splitlines() or [f"exit {done.returncode}"])[-1])
+    evals = [json.loads(x[5:]) for x in done.stdout.splitlines() if x.startswith("EVAL ")]
+    return [{"step": e["step"], "accuracy": e["accuracy"], "seconds": e["time"] - t0} for e in evals], total
+
+
+def plot(runs: list[dict], threshold: float, path: Path) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(figsize=(7, 4.2))
+    for r in runs:
+        if r.get("curve"):
+            ax.plot([e["seconds"] for e in r["curve"]], [100 * e["accuracy"] for e in r["curve"]], marker="o",
+                    markersize=3, label=f"{r['method']} lr {r['lr']:g}")
+    ax.axhline(100 * threshold, color="grey", linestyle="--", linewidth=1)
+    ax.set_xlabel("wall seconds since the command started")
+    ax.set_ylabel("SST-2 dev accuracy (%)")
+    ax.legend(fontsize=7)
+    fig.tight_layout()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(path, dpi=110)
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--threshold", type=float, default=0.88)
+    ap.add_argument("--max-steps", type=int, default=300)
+    ap.add_argument("--eval-every", type=int, default=25)
+    ap.add_argument("--dtype", default="auto")
+    ap.add_argument("--device", default="cpu")
+    ap.add_argument("--data", type=Path, default=DATA)
+    ap.add_argument("--dev-n", type=int, default=0, help="evaluate on the first N dev rows (0: all; the protocol)")
+    ap.add_argument("--tasktune-lrs", default="1e-2,3e-2,1e-1")
+    ap.add_argument("--peft-prompt-lrs", default="1e-2,3e-2,1e-1")
+    ap.add_argument("--peft-lora-lrs", default="1e-3,3e-3,1e-2")
+    ap.add_argument("--no-write", action="store_true", help="print, write no docs or results (trials)")
+    ap.add_argument("--one", default=None, help=argparse.SUPPRESS)
+    ap.add_argument("--lr", type=float, default=0.0, help=argparse.SUPPRESS)
+    args = ap.parse_args()
+    if args.one:
+        return peft_child(args)
+    if args.dev_n and not args.no_write:
+        sys.exit("--dev-n changes the protocol: trials only, with --no-write")
+    plan = [("tasktune prompt tuning", float(x)) for x in args.tasktune_lrs.split(",") if x] + \
+           [("PEFT prompt tuning", float(x)) for x in args.peft_prompt_lrs.split(",") if x] + \
+           [("PEFT LoRA r=8 q,v", float(x)) for x in args.peft_lora_lrs.split(",") if x]
+    runs = []
+    work = Path(tempfile.mkdtemp(prefix="tta-"))
+    try:
+        for method, lr in plan:
+            row = {"method": method, "lr": lr}
+            try:
+                if method.startswith("tasktune"):
+                    curve, total = run_tasktune(args, lr, work)
+                else:
+                    curve, total = run_peft(args, "prompt" if "prompt" in method else "lora", lr)
+                hit = next((e for e in curve if e["accuracy"] >= args.threshold), None)
+                row.update(curve=curve, run_seconds=total, best_accuracy=max(e["accuracy"] for e in curve),
+                           reached_step=hit["step"] if hit else None,
+                           seconds_to_threshold=hit["seconds"] if hit else None)
+            except RuntimeError as e:
+                row["error"] = str(e)[:160]
+            runs.append(row)
+            print({k: v for k, v in row.items() if k != "curve"}, flush=True)
+    finally:
+        shutil.rmtree(work, ignore_errors=True)
+
+    def best(prefix: str) -> dict | None:
+        hits = [r for r in runs if r["method"].startswith(prefix) and r.get("seconds_to_threshold") is not None]
+        return min(hits, key=lambda r: r["seconds_to_threshold"]) if hits else None
+
+    ours = best("tasktune")
+    peers = [b for b in (best("PEFT prompt"), best("PEFT LoRA")) if b is not None]
+    fastest_peer = min(peers, key=lambda r: r["seconds_to_threshold"]) if peers else None
+    ratio = (fastest_peer["seconds_to_threshold"] / ours["seconds_to_threshold"]) if ours and fastest_peer else None
+    rows = [{"method": r["method"], "lr": r["lr"],
+             "seconds to threshold": (f"{r['seconds_to_threshold']:.0f}" if r.get("seconds_to_threshold") is not None
+                                      else (f"> {r['run_seconds']:.0f}" if "run_seconds" in r else "")),
+             "step": r.get("reached_step") or "", "best dev accuracy": r.get("best_accuracy", ""),
+             "error": r.get("error", "")} for r in runs]
+    for r in rows:
+        if isinstance(r["best dev accuracy"], float):
+            r["best dev accuracy"] = f"{r['best dev accuracy']:.3f}"
+    lead = (f"tasktune's fastest run reaches {args.threshold:.2f} **{ratio:.1f}x** sooner than the fastest PEFT run "
+            f"({ours['method']} lr {ours['lr']:g}: {ours['seconds_to_threshold']:.0f} s; {fastest_peer['method']} lr "
+            f"{fastest_peer['lr']:g}: {fastest_peer['seconds_to_threshold']:.0f} s)." if ratio else
+            "No ratio: a side never reached the threshold (its rows give the lower bounds).")
+    body = (f"Threshold {args.threshold:.2f} on the {'whole' if not args.dev_n else f'first {args.dev_n} rows of'} "
+            f"SST-2 dev, evaluations every {args.eval_every} steps counted, a {args.max_steps}-step schedule; "
+            f"device {args.device}, backbone dtype {args.dtype}.\n\n{lead}\n\n"
+            + table(rows, ["method", "lr", "seconds to threshold", "step", "best dev accuracy", "error"])
+            + "\n\n![dev accuracy against wall seconds](img/time_to_accuracy.png)")
+    print(body)
+    if args.no_write:
+        return
+    plot(runs, args.threshold, ROOT / "docs" / "img" / "time_to_accuracy.png")
+    command = ("python benchmarks/time_to_accuracy.py " + " ".join(
+        f"--{k.replace('_', '-')} {v}" for k, v in vars(args).items()
+        if k in ("threshold", "device", "dtype", "tasktune_lrs", "peft_prompt_lrs", "peft_lora_lrs")))
+    write_section("time_to_accuracy", "Time to accuracy: tasktune vs PEFT (SST-2, embedded SmolLM2-135M)", command,
+                  body, {"runs": runs, "ratio_fastest_peer_over_tasktune": ratio, "threshold": args.threshold})
+
+
+if __name__ == "__main__":
+    main()
