@@ -19,7 +19,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import resource
 import statistics
 import subprocess
 import sys
@@ -29,6 +28,8 @@ import psutil
 import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
+from device_clock import gemm_peak, peak_gb  # noqa: E402
+
 from report import RESULTS, machine, write_section  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -59,7 +60,7 @@ def rows_of(task, n_tokens: int, n_rows: int, seed: int = 0):
     return exs, statistics.mean(lengths)
 
 
-def one(model: str, axis: str, value: int, steps: int) -> dict:
+def one(model: str, axis: str, value: int, steps: int, device: str = "cpu") -> dict:
     from speed_vs_peft import nonembedding_params, train_steps
 
     from tasktune.backbone import load_backbone
@@ -67,8 +68,8 @@ def one(model: str, axis: str, value: int, steps: int) -> dict:
     from tasktune.methods import PromptTuningConfig
 
     cfg = {**BASE, axis: value}
-    bb = load_backbone(model)
-    loaded = psutil.Process().memory_info().rss
+    bb = load_backbone(model, device=device)
+    loaded = psutil.Process().memory_info().rss if bb.device.type == "cpu" else torch.cuda.memory_allocated()
     task = build_task(bb, "prompt-tuning", PromptTuningConfig(prompt_length=cfg["virtual tokens"]), TEMPLATE,
                       ["positive", "negative"], max_length=cfg["sequence tokens"] + cfg["virtual tokens"] + 64)
     exs, length = rows_of(task, cfg["sequence tokens"], cfg["batch size"])
@@ -78,7 +79,7 @@ def one(model: str, axis: str, value: int, steps: int) -> dict:
     tokens = sum(b.ids.numel() for b in runs[0][1])
     shared = task.prefix_cache.shared_length if task.prefix_cache is not None else (lambda b: 0)
     processed = tokens - sum(len(b) * shared(b) for b in runs[0][1]) + max(shared(b) for b in runs[0][1])
-    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024  # KiB on Linux
+    peak = peak_gb(device) * 1e9  # the process's RSS on a CPU, the allocator's peak on CUDA
     n = nonembedding_params(bb.model)
     return {"model": model, "axis": axis, "value": value, **cfg, "row_tokens": length, "pieces": pieces,
             "step_s": step, "tokens_per_s": tokens / step, "flops_s": 4 * n * processed / step,
@@ -116,26 +117,25 @@ def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--models", default="smollm2-135m,gemma3-270m")
     ap.add_argument("--steps", type=int, default=3)
+    ap.add_argument("--device", default="cpu", help="cpu | cuda: the same points on a GPU")
     ap.add_argument("--one", nargs=3, default=None, help=argparse.SUPPRESS)
     args = ap.parse_args()
     if args.one:
         model, axis, value = args.one
-        print("RESULT " + json.dumps(one(model, axis, int(value), args.steps)), flush=True)
+        print("RESULT " + json.dumps(one(model, axis, int(value), args.steps, args.device)), flush=True)
         return
-    from speed_vs_peft import gemm_peak
-
     from tasktune.backbone.aliases import ALIASES, locate_gguf
     from tasktune.provenance import git_commit
 
     commit = git_commit()  # before the plot and results are written (they are tracked files)
     models = [m for m in args.models.split(",") if m not in ALIASES or locate_gguf(ALIASES[m]) is not None]
-    peak = gemm_peak(torch.bfloat16)
+    peak = gemm_peak(torch.bfloat16, args.device)
     rows = []
     for model in models:
         for axis, values in AXES.items():
             for value in values:
                 proc = subprocess.run([sys.executable, __file__, "--one", model, axis, str(value), "--steps",
-                                       str(args.steps)], capture_output=True, text=True)
+                                       str(args.steps), "--device", args.device], capture_output=True, text=True)
                 line = [x for x in proc.stdout.splitlines() if x.startswith("RESULT ")]
                 if not line:
                     raise SystemExit(f"{model} {axis}={value}: {proc.stderr[-1500:]}")

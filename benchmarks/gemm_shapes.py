@@ -23,7 +23,7 @@ from pathlib import Path
 import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from speed_vs_peft import gemm_peak  # noqa: E402
+from device_clock import gemm_peak  # noqa: E402
 
 from report import table, write_section  # noqa: E402
 

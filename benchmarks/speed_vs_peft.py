@@ -26,35 +26,21 @@ from __future__ import annotations
 
 import argparse
 import json
-import resource
 import statistics
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
+from device_clock import gemm_peak, now, peak_gb  # noqa: E402
 from peft_peer import INIT_TEXT, TEMPLATE  # noqa: E402
 
 from report import table, write_section  # noqa: E402
 
 DATA = Path(__file__).resolve().parents[2] / "shared" / "data" / "sst2"
 LR = {"prompt": 3e-2, "prefix": 1e-2, "ptuning": 1e-3}
-
-
-def gemm_peak(dtype: torch.dtype, n: int = 2048, reps: int = 4, trials: int = 5) -> float:
-    """FLOP/s of a large square matmul: the best of `trials` timings (a peak, so noise only lowers it)."""
-    a, b = torch.randn(n, n, dtype=dtype), torch.randn(n, n, dtype=dtype)
-    a @ b
-    best = 0.0
-    for _ in range(trials):
-        t = time.perf_counter()
-        for _ in range(reps):
-            a @ b
-        best = max(best, 2 * n**3 * reps / (time.perf_counter() - t))
-    return best
 
 
 def batches(steps: int, size: int = 16):
@@ -74,20 +60,22 @@ def train_steps(task, steps, lr: float, max_tokens: int = 768) -> list[tuple[flo
 
     opt = torch.optim.AdamW(task.module.parameters(), lr=lr, weight_decay=1e-5, fused=True)
     out = []
+    device = task.backbone.device
     for exs in steps:
-        t = time.perf_counter()
+        t = now(device)
         encoded = [task.objective.encode(ex) for ex in exs]
         done, total = [], 0.0
         with task.optimizer_step():  # the shared soft prompt runs once per step, as in the trainer
             for piece in micro_batches(list(range(len(exs))), encoded_lengths(encoded), max_tokens):
                 batch, labels = task.objective.collate([encoded[i] for i in piece], task.pad_id)
+                batch, labels = batch.to(device), labels.to(device)
                 loss = task.objective.loss(task.scores(batch), labels) * len(piece) / len(exs)
                 loss.backward()
                 done.append(batch)
                 total += loss.item()
         opt.step()
         opt.zero_grad()
-        out.append((time.perf_counter() - t, done, total))
+        out.append((now(device) - t, done, total))
     return out
 
 
@@ -113,7 +101,7 @@ def harness_task(bb, method: str, labels: list[str]):
 def run_tasktune(args) -> dict:
     from tasktune.backbone import load_backbone
 
-    bb = load_backbone("smollm2-135m", args.dtype)
+    bb = load_backbone("smollm2-135m", args.dtype, device=args.device)
     data, steps = batches(args.steps)
     task = harness_task(bb, args.method, data.labels)
     timed = train_steps(task, steps, LR[args.method])[1:]  # step 1 is warm-up
@@ -125,9 +113,9 @@ def run_tasktune(args) -> dict:
     processed = sum(sum(b.ids.numel() - len(b) * shared(b) for b in bs) + max(shared(b) for b in bs)
                     for _, bs, _ in timed)
     n = nonembedding_params(bb.model)
-    t_eval = time.perf_counter()
+    t_eval = now(args.device)
     task.predict_scores(data.dev[: args.eval_n], 32)
-    eval_s = time.perf_counter() - t_eval
+    eval_s = now(args.device) - t_eval
     return {"median_step_s": statistics.median(times), "real_tok_s": real / sum(times),
             "flops_s": 4 * n * processed / sum(times), "eval_ex_s": args.eval_n / eval_s}
 
@@ -137,23 +125,23 @@ def run_peft(args) -> dict:
 
     dtype = torch.bfloat16 if args.dtype == "bfloat16" else torch.float32
     tuned = args.peft_setup == "tuned"
-    model, tok = peft_peer.load(args.method, dtype, tuned)
+    model, tok = peft_peer.load(args.method, dtype, tuned, args.device)
     data, steps = batches(args.steps)
     opt = torch.optim.AdamW([p for p in model.parameters() if p.requires_grad], lr=LR[args.method], weight_decay=1e-5)
     times, real = [], 0
     model.train()
     for i, exs in enumerate(steps):
-        t = time.perf_counter()
+        t = now(args.device)
         peft_peer.loss(model, tok, exs, args.method, tuned).backward()
         opt.step()
         opt.zero_grad()
         if i:
-            times.append(time.perf_counter() - t)
+            times.append(now(args.device) - t)
             real += sum(len(tok(ex.fields["text"], add_special_tokens=False).input_ids) for ex in exs)
     model.eval()
-    t_eval = time.perf_counter()
+    t_eval = now(args.device)
     peft_peer.accuracy(model, tok, data.dev[: args.eval_n], data.labels, args.method)
-    eval_s = time.perf_counter() - t_eval
+    eval_s = now(args.device) - t_eval
     return {"median_step_s": statistics.median(times), "real_tok_s": real / sum(times),
             "eval_ex_s": args.eval_n / eval_s}
 
@@ -161,7 +149,7 @@ def run_peft(args) -> dict:
 def child(args) -> None:
     torch.manual_seed(0)
     result = (run_tasktune if args.one == "tasktune" else run_peft)(args)
-    result["peak_rss_gb"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024 / 1e9  # KiB on Linux
+    result["peak_rss_gb"] = peak_gb(args.device)  # on CUDA: the allocator's peak device memory
     print("RESULT " + json.dumps(result))
 
 
@@ -171,6 +159,7 @@ def main() -> None:
     ap.add_argument("--eval-n", type=int, default=128)
     ap.add_argument("--one", default=None)
     ap.add_argument("--dtype", default="float32")
+    ap.add_argument("--device", default="cpu", help="cpu | cuda: the same runs on a GPU")
     ap.add_argument("--method", default="prompt")
     ap.add_argument("--peft-setup", default="tuned", choices=["tuned", "defaults"])
     ap.add_argument("--dtypes", default="bfloat16,float32",
@@ -179,7 +168,7 @@ def main() -> None:
     if args.one:
         return child(args)
     dtypes = args.dtypes.split(",")
-    peaks = {d: gemm_peak(getattr(torch, d)) for d in dtypes}
+    peaks = {d: gemm_peak(getattr(torch, d), args.device) for d in dtypes}
     rows = []
     # (library, method, dtype, PEFT setup): per method and dtype tasktune and PEFT tuned side by side, then
     # PEFT's defaults at every dtype
@@ -190,7 +179,8 @@ def main() -> None:
         runs += [("peft", method, dtype, "defaults") for dtype in dtypes]
     for lib, method, dtype, setup in runs:
         cmd = [sys.executable, __file__, "--one", lib, "--dtype", dtype, "--steps", str(args.steps),
-               "--eval-n", str(args.eval_n), "--method", method] + (["--peft-setup", setup] if setup else [])
+               "--eval-n", str(args.eval_n), "--method", method, "--device", args.device] + \
+              (["--peft-setup", setup] if setup else [])
         out = subprocess.run(cmd, capture_output=True, text=True)
         line = [x for x in out.stdout.splitlines() if x.startswith("RESULT ")]
         r = {"library": lib + (f" ({setup})" if setup else ""), "method": method, "backbone dtype": dtype}
@@ -235,7 +225,7 @@ def main() -> None:
             + "\n\n" + table(rows, cols))
     write_section("speed_vs_peft", "Speed and memory: tasktune vs PEFT (prompt tuning, prefix tuning, P-tuning)",
                   f"python benchmarks/speed_vs_peft.py --steps {args.steps} --eval-n {args.eval_n} "
-                  f"--dtypes {args.dtypes}", body,
+                  f"--dtypes {args.dtypes}" + (f" --device {args.device}" if args.device != "cpu" else ""), body,
                   {"rows": rows, "ratios": ratios, "gemm_peak": peaks})
 
 
