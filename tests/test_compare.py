@@ -51,10 +51,13 @@ def test_a_grid_runs_resumes_and_reports(tmp_path):
     assert "majority class" in report and "zero-shot" in report and " ± " in report and "ensemble" in report
     assert all((out / f).is_file() for f in ("params.png", "curves.png", "axis_prompt_length.png"))
 
-    # resumable: finished cells are skipped, failed ones run again
+    # resumable: finished cells are skipped, failed ones run again, and a cell killed before its
+    # first checkpoint (a work folder and nothing else) starts over
+    (out / "runs" / ".toy__broken__seed0.partial").mkdir()
     again = runner.invoke(app, ["compare", str(cfg), "--output", str(out), "--quiet"])
     assert again.exit_code == 0
     assert len(read_results(out)) == len(records) + 3
+    assert not any("already holds a run" in r.get("error", "") for r in read_results(out))
 
 
 def cell_key(tmp_path):

@@ -126,7 +126,7 @@ def run_cell(exp: Experiment, cell: Cell, out: Path, invoke: Invoke) -> dict:
             *as_args(cell.options)]
     if (work_folder(run) / "checkpoint").exists():
         args.append("--resume")  # killed mid-run: continue from its checkpoint
-    elif run.exists():
+    elif run.exists() or work_folder(run).exists():  # killed before its first checkpoint: start over
         args.append("--overwrite")
     t0 = time.perf_counter()
     summary = invoke(args)
