@@ -16,13 +16,19 @@ from collections import defaultdict
 from pathlib import Path
 
 METRICS = ("accuracy", "bleu", "p_at_1")
+FRACTIONS = ("accuracy", "p_at_1")  # shown in percent; BLEU is already on sacrebleu's 0-100 scale
 
 
 def metric_of(evaluation: dict) -> tuple[str, float] | None:
+    """(metric, value as shown: accuracy and P@1 in percent, BLEU as sacrebleu gives it)."""
     for key in METRICS:
         if key in evaluation:
-            return key, float(evaluation[key])
+            return key, float(evaluation[key]) * (100 if key in FRACTIONS else 1)
     return None
+
+
+def shown(metric: str, value: float) -> float:
+    return value * (100 if metric in FRACTIONS else 1)
 
 
 def mean_std(values: list[float]) -> tuple[float, float]:
@@ -33,7 +39,7 @@ def _fmt(ms: tuple[float, float] | None, n: int) -> str:
     if ms is None:
         return "-"
     mean, std = ms
-    return f"{100 * mean:.1f} ± {100 * std:.1f}" if n > 1 else f"{100 * mean:.1f}"
+    return f"{mean:.1f} ± {std:.1f}" if n > 1 else f"{mean:.1f}"
 
 
 def group_rows(records: list[dict]) -> dict[str, list[dict]]:
@@ -47,10 +53,12 @@ def group_rows(records: list[dict]) -> dict[str, list[dict]]:
             for b in r["baselines"]:
                 report_key = next(iter(b["evaluations"]))
                 first = b["evaluations"][report_key]
-                tables[r["dataset"]].append({
-                    "name": "majority class", "files": list(b["evaluations"]), "n": 1,
-                    "scores": {k: ((float(v.get("majority_baseline", 0.0)), 0.0)) for k, v in b["evaluations"].items()},
-                    "params": 0, "bytes": 0, "seconds": None, "commits": {r["commit"]}, "axes": {}})
+                if all("majority_baseline" in v for v in b["evaluations"].values()):  # classification, facts
+                    tables[r["dataset"]].append({
+                        "name": "majority class" if "accuracy" in first else "majority object",
+                        "files": list(b["evaluations"]), "n": 1,
+                        "scores": {k: (100 * float(v["majority_baseline"]), 0.0) for k, v in b["evaluations"].items()},
+                        "params": 0, "bytes": 0, "seconds": None, "commits": {r["commit"]}, "axes": {}})
                 tables[r["dataset"]].append({
                     "name": "zero-shot" + (f" ({b['template']!r})" if b["template"] and len(r["baselines"]) > 1
                                            else ""),
@@ -69,7 +77,9 @@ def group_rows(records: list[dict]) -> dict[str, list[dict]]:
                     metric_of(x["evaluations"][f])]
             if vals:
                 scores[f] = mean_std(vals)
-        selection = [x["summary"].get("best_dev_score") for x in runs if x["summary"].get("best_dev_score") is not None]
+        metric = next((m[0] for x in runs for m in [metric_of(x["evaluations"].get(files[0], {}))] if m), "accuracy")
+        selection = [shown(metric, x["summary"]["best_dev_score"]) for x in runs
+                     if x["summary"].get("best_dev_score") is not None]
         label = name + (" [" + ", ".join(f"{k}={v}" for k, v in axes) + "]" if axes else "")
         tables[dataset].append({
             "name": label, "method_name": name, "files": files, "n": len(runs), "scores": scores,
@@ -130,7 +140,8 @@ def render(records: list[dict], name: str, images: str | None = None) -> str:
     lines = [f"Experiment `{name}`: {len([r for r in ok if r['kind'] == 'cell'])} cells on "
              f"`{first.get('model', '?')}`, {first.get('max_steps', '?')} steps; machine: {first.get('machine', '?')}; "
              f"versions: {', '.join(f'{k} {v}' for k, v in first.get('versions', {}).items())}.",
-             "", "Scores are percentages, mean ± std over seeds. The first file column is the split reported (never "
+             "", "Scores are mean ± std over seeds: accuracy and P@1 in percent, BLEU on sacrebleu's 0-100 "
+             "scale. The first file column is the split reported (never "
              "the one a checkpoint is selected on: selection uses examples held out of train); the others are "
              "the eval_also files (domain shift). `~`: within the larger std of the best row (noise, not a "
              "difference)."]
@@ -173,14 +184,14 @@ def plot(records: list[dict], folder: Path) -> list[Path]:
             if not r.get("method_name") or not r["scores"] or not r.get("params"):
                 continue  # an ensemble has no parameters of its own to place on this axis
             mean, std = next(iter(r["scores"].values()))
-            ax.errorbar([max(r["params"] or 1, 1)], [100 * mean], yerr=[100 * std], fmt="o", capsize=3,
+            ax.errorbar([max(r["params"] or 1, 1)], [mean], yerr=[std], fmt="o", capsize=3,
                         label=f"{dataset}: {r['name']}")
         for r in rows:
             if r["name"] == "zero-shot" and r["scores"]:
-                ax.axhline(100 * next(iter(r["scores"].values()))[0], ls="--", lw=0.8, color="grey")
+                ax.axhline(next(iter(r["scores"].values()))[0], ls="--", lw=0.8, color="grey")
     ax.set_xscale("log")
     ax.set_xlabel("trainable parameters")
-    ax.set_ylabel("reported-split score (%)")
+    ax.set_ylabel("reported-split score (% or BLEU)")
     written.append(_save(fig, ax, folder / "params.png"))
 
     fig, ax = plt.subplots(figsize=(6, 4))
@@ -204,9 +215,9 @@ def plot(records: list[dict], folder: Path) -> list[Path]:
             for method, pts in by_method.items():
                 pts.sort(key=lambda p: (isinstance(p[0], str), p[0]))
                 xs = [str(p[0]) for p in pts]
-                ax.errorbar(xs, [100 * p[1] for p in pts], yerr=[100 * p[2] for p in pts], marker="o", capsize=3,
+                ax.errorbar(xs, [p[1] for p in pts], yerr=[p[2] for p in pts], marker="o", capsize=3,
                             label=f"{dataset}: {method}")
         ax.set_xlabel(a)
-        ax.set_ylabel("reported-split score (%)")
+        ax.set_ylabel("reported-split score (% or BLEU)")
         written.append(_save(fig, ax, folder / f"axis_{a}.png"))
     return written

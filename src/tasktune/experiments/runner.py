@@ -149,8 +149,8 @@ def run_baselines(exp: Experiment, dataset: str, invoke: Invoke, out: Path) -> l
         files = [str(reported_split(dataset))] + eval_files(exp, out)
         evaluations = {}
         for f in files:
-            args = ["zero-shot", "--data", f, "--model", exp.model, "--json"] + (["--template", template] if template
-                                                                                 else [])
+            args = ["zero-shot", "--data", f, "--model", exp.model, "--objective", exp.objective, "--json"] + \
+                (["--template", template] if template else [])
             evaluations[file_key(f)] = invoke(args)
         rows.append({"template": template, "evaluations": evaluations})
     return rows
