@@ -84,6 +84,28 @@ def test_a_generation_grid_reports_bleu_without_a_majority_row(tmp_path):
     assert f"{mean:.1f} ± " in row and 0 <= bleu <= 100  # BLEU as sacrebleu gives it, not times 100
 
 
+def test_a_facts_grid_trains_on_the_file_and_reports_its_test_split_beside_the_majority_object(tmp_path):
+    model = save_tiny("gpt2", tmp_path / "model")
+    rows = [{"relation": "P19", "relation_name": "place of birth", "subject": f"name {i}",
+             "object": ("paris", "london", "paris")[i % 3]} for i in range(60)]
+    write_jsonl(tmp_path / "facts" / "P19.jsonl", rows)
+    cfg = tmp_path / "facts.toml"
+    cfg.write_text(f'model = "{model}"\ndata = ["facts/P19.jsonl"]\nseeds = [0, 1, 2]\nmax_steps = 2\n'
+                   'objective = "facts"\ntrain = { batch_size = 4, dtype = "float32", eval_every = 1 }\n'
+                   '[methods.p-tuning]\nmethod = "p-tuning"\nencoder = "mlp"\n')
+    out = tmp_path / "out"
+    result = runner.invoke(app, ["compare", str(cfg), "--output", str(out), "--quiet"])
+    assert result.exit_code == 0, result.output
+    records = read_results(out)
+    assert all(r["status"] == "ok" for r in records), [r.get("error") for r in records]
+    cell = next(r for r in records if r["kind"] == "cell")
+    test = cell["evaluations"]["facts/P19.jsonl"]
+    assert "p_at_1" in test and test["majority_object"] == "paris"
+    report = (out / "report.md").read_text()
+    majority = next(line for line in report.splitlines() if line.startswith("| majority object"))
+    assert f"{100 * test['majority_object_p_at_1']:.1f}" in majority and "| p-tuning" in report
+
+
 def cell_key(tmp_path):
     return f"{tmp_path.name}/shift.jsonl"
 

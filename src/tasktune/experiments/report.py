@@ -53,11 +53,12 @@ def group_rows(records: list[dict]) -> dict[str, list[dict]]:
             for b in r["baselines"]:
                 report_key = next(iter(b["evaluations"]))
                 first = b["evaluations"][report_key]
-                if all("majority_baseline" in v for v in b["evaluations"].values()):  # classification, facts
+                trivial = "majority_object_p_at_1" if "p_at_1" in first else "majority_baseline"
+                if all(trivial in v for v in b["evaluations"].values()):  # classification, facts (not generation)
                     tables[r["dataset"]].append({
-                        "name": "majority class" if "accuracy" in first else "majority object",
+                        "name": "majority object" if "p_at_1" in first else "majority class",
                         "files": list(b["evaluations"]), "n": 1,
-                        "scores": {k: (100 * float(v["majority_baseline"]), 0.0) for k, v in b["evaluations"].items()},
+                        "scores": {k: (100 * float(v[trivial]), 0.0) for k, v in b["evaluations"].items()},
                         "params": 0, "bytes": 0, "seconds": None, "commits": {r["commit"]}, "axes": {}})
                 tables[r["dataset"]].append({
                     "name": "zero-shot" + (f" ({b['template']!r})" if b["template"] and len(r["baselines"]) > 1

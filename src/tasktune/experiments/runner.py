@@ -91,6 +91,17 @@ def train_only(dataset: str, out: Path) -> Path:
     return folder
 
 
+def train_data(exp: Experiment, dataset: str, out: Path) -> Path:
+    """What a cell trains on. A facts file splits itself by subject (train, dev for selection,
+    test reported), so it goes in whole; other data: its train file only."""
+    return Path(dataset) if exp.objective == "facts" else train_only(dataset, out)
+
+
+def report_data(exp: Experiment, dataset: str) -> Path:
+    """What a table reports: a facts file (evaluation reads its test split), else the dev or test split."""
+    return Path(dataset) if exp.objective == "facts" else reported_split(dataset)
+
+
 def file_key(path: str) -> str:
     return Path(path).parent.name + "/" + Path(path).name
 
@@ -121,7 +132,7 @@ def eval_files(exp: Experiment, out: Path) -> list[str]:
 
 def run_cell(exp: Experiment, cell: Cell, out: Path, invoke: Invoke) -> dict:
     run = out / "runs" / safe(cell.id.replace("/", "__"))
-    args = ["train", "--data", str(train_only(cell.dataset, out)), "--output", str(run), "--model", exp.model,
+    args = ["train", "--data", str(train_data(exp, cell.dataset, out)), "--output", str(run), "--model", exp.model,
             "--seed", str(cell.seed), "--max-steps", str(exp.max_steps), "--objective", exp.objective, "--quiet",
             *as_args(cell.options)]
     if (work_folder(run) / "checkpoint").exists():
@@ -130,7 +141,7 @@ def run_cell(exp: Experiment, cell: Cell, out: Path, invoke: Invoke) -> dict:
         args.append("--overwrite")
     t0 = time.perf_counter()
     summary = invoke(args)
-    report = reported_split(cell.dataset)
+    report = report_data(exp, cell.dataset)
     evaluations = _evaluate(invoke, [run], [str(report)] + eval_files(exp, out))
     curve = [json.loads(x) for x in (run / "metrics.jsonl").read_text().splitlines() if x.strip()] \
         if (run / "metrics.jsonl").is_file() else []
@@ -146,7 +157,7 @@ def run_baselines(exp: Experiment, dataset: str, invoke: Invoke, out: Path) -> l
                                                             if c.dataset == dataset})
     rows = []
     for template in templates:
-        files = [str(reported_split(dataset))] + eval_files(exp, out)
+        files = [str(report_data(exp, dataset))] + eval_files(exp, out)
         evaluations = {}
         for f in files:
             args = ["zero-shot", "--data", f, "--model", exp.model, "--objective", exp.objective, "--json"] + \
@@ -186,7 +197,7 @@ def run_experiment(exp: Experiment, out: str | Path, invoke: Invoke, progress: b
                 elif isinstance(cell, str):  # the majority vote of a method's seeds
                     members = [c for c in exp.cells if c.method_name == cell and c.dataset == dataset]
                     runs = [out / "runs" / safe(c.id.replace("/", "__")) for c in members]
-                    files = [str(reported_split(dataset))] + eval_files(exp, out)
+                    files = [str(report_data(exp, dataset))] + eval_files(exp, out)
                     record.update(kind="cell", method_name=f"{cell} ensemble ({len(runs)} seeds)",
                                   method=members[0].options["method"], seed=-1, axes={}, options=members[0].options,
                                   summary={"trainable_parameters": None}, reported=file_key(files[0]),
