@@ -16,6 +16,8 @@
     ensemble = true                    # optional: also the majority vote of its seeds' runs (one batched pass)
     [methods.prompt.axes]              # optional ablation axes: one cell per value (Lester et al. figures)
     prompt_length = [1, 5, 20, 100]
+    # `model` may be a method's key or an axis too (model = ["smollm2-135m", "gemma3-270m"]): each
+    # model then gets its own zero-shot row
     # a method table may set its own `seeds` (e.g. fewer for a costly ablation); min_seeds applies
 
 Selection and report never share a split: a cell trains on the dataset's train file only and
@@ -36,7 +38,7 @@ from tasktune import TasktuneError
 
 TOP_KEYS = {"name", "model", "data", "seeds", "max_steps", "eval_also", "eval_sample", "template", "train", "methods",
             "objective", "min_seeds", "baselines"}
-RESERVED = {"data", "output", "model", "seed", "max_steps", "overwrite", "resume", "quiet"}
+RESERVED = {"data", "output", "seed", "max_steps", "overwrite", "resume", "quiet"}
 
 
 @dataclass(frozen=True)

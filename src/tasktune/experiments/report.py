@@ -50,19 +50,22 @@ def group_rows(records: list[dict]) -> dict[str, list[dict]]:
         if r.get("status") != "ok":
             continue
         if r["kind"] == "baseline":
-            for b in r["baselines"]:
+            templates = {b["template"] for b in r["baselines"]}
+            models = {b.get("model", r.get("model")) for b in r["baselines"]}
+            for i, b in enumerate(r["baselines"]):
                 report_key = next(iter(b["evaluations"]))
                 first = b["evaluations"][report_key]
                 trivial = "majority_object_p_at_1" if "p_at_1" in first else "majority_baseline"
-                if all(trivial in v for v in b["evaluations"].values()):  # classification, facts (not generation)
+                if i == 0 and all(trivial in v for v in b["evaluations"].values()):  # classification, facts
                     tables[r["dataset"]].append({
                         "name": "majority object" if "p_at_1" in first else "majority class",
                         "files": list(b["evaluations"]), "n": 1,
                         "scores": {k: (100 * float(v[trivial]), 0.0) for k, v in b["evaluations"].items()},
                         "params": 0, "bytes": 0, "seconds": None, "commits": {r["commit"]}, "axes": {}})
+                tags = ([f"{b['template']!r}"] if b["template"] and len(templates) > 1 else []) + \
+                    ([f"model={b.get('model')}"] if len(models) > 1 else [])
                 tables[r["dataset"]].append({
-                    "name": "zero-shot" + (f" ({b['template']!r})" if b["template"] and len(r["baselines"]) > 1
-                                           else ""),
+                    "name": "zero-shot" + (f" ({', '.join(tags)})" if tags else ""),
                     "files": list(b["evaluations"]), "n": 1,
                     "scores": {k: (metric_of(v)[1], 0.0) for k, v in b["evaluations"].items() if metric_of(v)},
                     "params": 0, "bytes": 0, "seconds": None, "commits": {r["commit"]}, "axes": {},

@@ -130,11 +130,16 @@ def eval_files(exp: Experiment, out: Path) -> list[str]:
     return files
 
 
+def model_of(exp: Experiment, cell: Cell) -> str:
+    """The cell's backbone: its method's (or axis's) `model`, else the experiment's."""
+    return cell.options.get("model", exp.model)
+
+
 def run_cell(exp: Experiment, cell: Cell, out: Path, invoke: Invoke) -> dict:
     run = out / "runs" / safe(cell.id.replace("/", "__"))
-    args = ["train", "--data", str(train_data(exp, cell.dataset, out)), "--output", str(run), "--model", exp.model,
-            "--seed", str(cell.seed), "--max-steps", str(exp.max_steps), "--objective", exp.objective, "--quiet",
-            *as_args(cell.options)]
+    args = ["train", "--data", str(train_data(exp, cell.dataset, out)), "--output", str(run),
+            "--model", model_of(exp, cell), "--seed", str(cell.seed), "--max-steps", str(exp.max_steps),
+            "--objective", exp.objective, "--quiet", *as_args({k: v for k, v in cell.options.items() if k != "model"})]
     if (work_folder(run) / "checkpoint").exists():
         args.append("--resume")  # killed mid-run: continue from its checkpoint
     elif run.exists() or work_folder(run).exists():  # killed before its first checkpoint: start over
@@ -151,19 +156,21 @@ def run_cell(exp: Experiment, cell: Cell, out: Path, invoke: Invoke) -> dict:
 
 
 def run_baselines(exp: Experiment, dataset: str, invoke: Invoke, out: Path) -> list[dict]:
-    """Zero-shot with the experiment's template (else each distinct template of the grid), on the
-    reported split and the eval_also files."""
-    templates = [exp.template] if exp.template else sorted({c.options.get("template", "") for c in exp.cells
-                                                            if c.dataset == dataset})
+    """Zero-shot with the experiment's template (else each distinct template of the grid) on every
+    model of the grid, on the reported split and the eval_also files."""
+    cells = [c for c in exp.cells if c.dataset == dataset]
+    templates = [exp.template] if exp.template else sorted({c.options.get("template", "") for c in cells})
+    models = list(dict.fromkeys(model_of(exp, c) for c in cells)) or [exp.model]
     rows = []
-    for template in templates:
-        files = [str(report_data(exp, dataset))] + eval_files(exp, out)
-        evaluations = {}
-        for f in files:
-            args = ["zero-shot", "--data", f, "--model", exp.model, "--objective", exp.objective, "--json"] + \
-                (["--template", template] if template else [])
-            evaluations[file_key(f)] = invoke(args)
-        rows.append({"template": template, "evaluations": evaluations})
+    for model in models:
+        for template in templates:
+            files = [str(report_data(exp, dataset))] + eval_files(exp, out)
+            evaluations = {}
+            for f in files:
+                args = ["zero-shot", "--data", f, "--model", model, "--objective", exp.objective, "--json"] + \
+                    (["--template", template] if template else [])
+                evaluations[file_key(f)] = invoke(args)
+            rows.append({"template": template, "model": model, "evaluations": evaluations})
     return rows
 
 
