@@ -5,7 +5,7 @@
 # the generated sections equal their results.
 # Usage: bash benchmarks/run_all.sh           (SKIP='regex' leaves out the matching entries)
 # The settings are the ones behind docs/BENCHMARKS.md, sized for a 2-core CPU; the whole list takes
-# several hours there. Long entries (the SST-2 grid, SMART) are last.
+# several hours there (days for the GPU-sized grids: sst2, e2e, webnlg). Long entries are last.
 set -u
 cd "$(dirname "$0")/.."
 for b in "speed_vs_peft.py --steps 8 --eval-n 128" "memory.py" "serve_scale.py" "cost_curves.py" \
@@ -17,12 +17,13 @@ for b in "speed_vs_peft.py --steps 8 --eval-n 128" "memory.py" "serve_scale.py" 
          "e2e_generation.py --steps 60 --tables 30 --dataset webnlg" \
          "ppt_fewshot.py --ppt-steps 80 --steps 30 --ppt-task pair" "smart_magnitude.py" \
          "sst2_prompt_tuning.py --steps 300" "smart_sst.py --steps 60 --seeds 3 --datasets sst2,sst5" \
-         "smart_sst.py --steps 60 --seeds 3 --datasets sst2 --radius 0.1"; do
+         "smart_sst.py --steps 60 --seeds 3 --datasets sst2 --radius 0.1" "time_to_accuracy.py"; do
   if [ -n "${SKIP:-}" ] && [[ "$b" =~ ${SKIP} ]]; then continue; fi
   echo "=== $b ($(date -u +%H:%M:%S))"
   python benchmarks/$b || echo "=== FAILED: $b"
 done
-for config in docs/experiments/sst2_cpu.toml docs/experiments/sst2.toml; do
+for config in docs/experiments/sst2_cpu.toml docs/experiments/facts.toml docs/experiments/scale.toml \
+              docs/experiments/sst2.toml docs/experiments/e2e.toml docs/experiments/webnlg.toml; do
   if [ -n "${SKIP:-}" ] && [[ "$config" =~ ${SKIP} ]]; then continue; fi
   name=$(basename "$config" .toml)
   echo "=== compare $config ($(date -u +%H:%M:%S))"
