@@ -128,6 +128,17 @@ def test_model_is_an_axis_with_a_zero_shot_row_per_model(tmp_path):
     assert f"prompt [model={a}]" in report and f"prompt [model={b}]" in report
 
 
+def test_a_failure_run_again_successfully_leaves_the_report():
+    from tasktune.experiments.report import render
+
+    ok = {"id": "toy/p/seed0", "dataset": "toy", "kind": "cell", "status": "ok", "commit": "abc", "model": "m",
+          "max_steps": 1, "machine": "cpu", "versions": {}, "method_name": "p", "seed": 0, "axes": {},
+          "summary": {"trainable_parameters": 3}, "evaluations": {"toy/dev.jsonl": {"accuracy": 0.5}}}
+    failed = {"id": "toy/p/seed0", "kind": "cell", "status": "failed", "error": "toy/p/seed0: killed"}
+    assert "Failed cells: toy/p/seed0: killed" in render([failed], "x")
+    assert "Failed cells" not in render([failed, ok], "x") and "| p (best) | 1 | 50.0 |" in render([failed, ok], "x")
+
+
 def cell_key(tmp_path):
     return f"{tmp_path.name}/shift.jsonl"
 

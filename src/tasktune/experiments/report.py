@@ -139,7 +139,8 @@ def render_glance(records: list[dict], name: str) -> str:
 def render(records: list[dict], name: str, images: str | None = None) -> str:
     """The report's markdown; `images`: the folder (relative to the report) holding its PNGs."""
     ok = [r for r in records if r.get("status") == "ok"]
-    failed = [r for r in records if r.get("status") == "failed"]
+    ok_ids = {r["id"] for r in records if r.get("status") == "ok"}
+    failed = [r for r in records if r.get("status") == "failed" and r["id"] not in ok_ids]  # not run again since
     first = ok[0] if ok else (records[0] if records else {})
     lines = [f"Experiment `{name}`: {len([r for r in ok if r['kind'] == 'cell'])} cells on "
              f"`{first.get('model', '?')}`, {first.get('max_steps', '?')} steps; machine: {first.get('machine', '?')}; "

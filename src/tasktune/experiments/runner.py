@@ -179,6 +179,7 @@ def run_experiment(exp: Experiment, out: str | Path, invoke: Invoke, progress: b
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 
     out = Path(out)
+    commit = git_commit()  # before this run writes into the tree (its config copy, its results)
     out.mkdir(parents=True, exist_ok=True)
     (out / "experiment.toml").write_text(Path(exp.source).read_text(encoding="utf-8"), encoding="utf-8")
     done = {r["id"] for r in read_results(out) if r.get("status") == "ok"}
@@ -188,7 +189,7 @@ def run_experiment(exp: Experiment, out: str | Path, invoke: Invoke, progress: b
     todo += [(c.id, c, c.dataset) for c in exp.cells]
     todo += [(f"{Path(d).name}/{m}/ensemble", m, d) for m in exp.ensembles for d in exp.data]
     todo = [t for t in todo if t[0] not in done]
-    common = {"experiment": exp.name, "model": exp.model, "max_steps": exp.max_steps, "commit": git_commit(),
+    common = {"experiment": exp.name, "model": exp.model, "max_steps": exp.max_steps, "commit": commit,
               "machine": machine(), "versions": versions()}
     with Progress(TextColumn("[bold]compare"), BarColumn(), MofNCompleteColumn(), TimeRemainingColumn(),
                   TextColumn("{task.fields[cell]}"), disable=not progress) as bar:
