@@ -62,6 +62,15 @@ def test_train_eval_predict(tiny_dir, data_dir, tmp_path):
     assert len(result.stdout.strip().splitlines()) == 8
 
 
+def test_target_score_from_the_command_line_ends_the_run_early(tiny_dir, data_dir, tmp_path):
+    """The README's `--eval-every 25 --target-score 0.88` line: the run ends at the first evaluation reaching it."""
+    result, err = run(*train_args(tiny_dir, data_dir, tmp_path / "run", "--max-steps", 20, "--eval-every", 2,
+                                  "--target-score", 0.01))
+    assert err is None and result.exit_code == 0
+    summary = json.loads(result.stdout.strip().splitlines()[-1])
+    assert summary["steps"] == 2 and (tmp_path / "run" / "tasktune.json").is_file()
+
+
 def test_existing_run_is_never_replaced_by_accident(tiny_dir, data_dir, tmp_path):
     out = tmp_path / "run"
     run(*train_args(tiny_dir, data_dir, out))
