@@ -19,6 +19,15 @@ runner = CliRunner()
 ROOT = Path(__file__).resolve().parents[1]
 
 
+def run_clean_grid(cfg: Path, out: Path) -> list[dict]:
+    """`tasktune compare` on a config every cell of which must succeed; its records."""
+    result = runner.invoke(app, ["compare", str(cfg), "--output", str(out), "--quiet"])
+    assert result.exit_code == 0, result.output
+    records = read_results(out)
+    assert all(r["status"] == "ok" for r in records), [r.get("error") for r in records]
+    return records
+
+
 def config(tmp_path, body: str) -> Path:
     model = save_tiny("gpt2", tmp_path / "model")
     write_jsonl(tmp_path / "toy" / "train.jsonl", toy_rows(40))
@@ -71,10 +80,7 @@ def test_a_generation_grid_reports_bleu_without_a_majority_row(tmp_path):
                    'train = { batch_size = 4, dtype = "float32", dev_size = 4, eval_every = 1 }\n'
                    '[methods.prompt]\nmethod = "prompt-tuning"\n')
     out = tmp_path / "out"
-    result = runner.invoke(app, ["compare", str(cfg), "--output", str(out), "--quiet"])
-    assert result.exit_code == 0, result.output
-    records = read_results(out)
-    assert all(r["status"] == "ok" for r in records), [r.get("error") for r in records]
+    records = run_clean_grid(cfg, out)
     cell = next(r for r in records if r["id"] == "gen/prompt/seed0")
     bleu = cell["evaluations"]["gen/dev.jsonl"]["bleu"]
     report = (out / "report.md").read_text()
@@ -94,10 +100,7 @@ def test_a_facts_grid_trains_on_the_file_and_reports_its_test_split_beside_the_m
                    'objective = "facts"\ntrain = { batch_size = 4, dtype = "float32", eval_every = 1 }\n'
                    '[methods.p-tuning]\nmethod = "p-tuning"\nencoder = "mlp"\n')
     out = tmp_path / "out"
-    result = runner.invoke(app, ["compare", str(cfg), "--output", str(out), "--quiet"])
-    assert result.exit_code == 0, result.output
-    records = read_results(out)
-    assert all(r["status"] == "ok" for r in records), [r.get("error") for r in records]
+    records = run_clean_grid(cfg, out)
     cell = next(r for r in records if r["kind"] == "cell")
     test = cell["evaluations"]["facts/P19.jsonl"]
     assert "p_at_1" in test and test["majority_object"] == "paris"
@@ -112,10 +115,7 @@ def test_model_is_an_axis_with_a_zero_shot_row_per_model(tmp_path):
     a, b = save_tiny("gpt2", tmp_path / "gpt2"), save_tiny("llama", tmp_path / "llama")
     cfg.write_text(cfg.read_text().replace("MODEL_A", str(a)).replace("MODEL_B", str(b)))
     out = tmp_path / "out"
-    result = runner.invoke(app, ["compare", str(cfg), "--output", str(out), "--quiet"])
-    assert result.exit_code == 0, result.output
-    records = read_results(out)
-    assert all(r["status"] == "ok" for r in records), [r.get("error") for r in records]
+    records = run_clean_grid(cfg, out)
     base = next(r for r in records if r["kind"] == "baseline")
     assert [x["model"] for x in base["baselines"]] == [str(a), str(b)]
     cells = [r for r in records if r["kind"] == "cell"]

@@ -19,16 +19,17 @@ METRICS = ("accuracy", "bleu", "p_at_1")
 FRACTIONS = ("accuracy", "p_at_1")  # shown in percent; BLEU is already on sacrebleu's 0-100 scale
 
 
+def shown(metric: str, value: float) -> float:
+    """A metric's value as tables show it: accuracy and P@1 in percent, BLEU as sacrebleu gives it."""
+    return float(value) * (100 if metric in FRACTIONS else 1)
+
+
 def metric_of(evaluation: dict) -> tuple[str, float] | None:
-    """(metric, value as shown: accuracy and P@1 in percent, BLEU as sacrebleu gives it)."""
+    """(metric, value as shown) of an evaluation."""
     for key in METRICS:
         if key in evaluation:
-            return key, float(evaluation[key]) * (100 if key in FRACTIONS else 1)
+            return key, shown(key, evaluation[key])
     return None
-
-
-def shown(metric: str, value: float) -> float:
-    return value * (100 if metric in FRACTIONS else 1)
 
 
 def mean_std(values: list[float]) -> tuple[float, float]:
@@ -81,7 +82,7 @@ def group_rows(records: list[dict]) -> dict[str, list[dict]]:
                     metric_of(x["evaluations"][f])]
             if vals:
                 scores[f] = mean_std(vals)
-        metric = next((m[0] for x in runs for m in [metric_of(x["evaluations"].get(files[0], {}))] if m), "accuracy")
+        metric = (metric_of(runs[0]["evaluations"].get(files[0], {})) or ("accuracy",))[0]
         selection = [shown(metric, x["summary"]["best_dev_score"]) for x in runs
                      if x["summary"].get("best_dev_score") is not None]
         label = name + (" [" + ", ".join(f"{k}={v}" for k, v in axes) + "]" if axes else "")

@@ -135,8 +135,13 @@ def model_of(exp: Experiment, cell: Cell) -> str:
     return cell.options.get("model", exp.model)
 
 
+def run_folder(out: Path, cell: Cell) -> Path:
+    """Where a cell's `tasktune train` run lives."""
+    return out / "runs" / safe(cell.id.replace("/", "__"))
+
+
 def run_cell(exp: Experiment, cell: Cell, out: Path, invoke: Invoke) -> dict:
-    run = out / "runs" / safe(cell.id.replace("/", "__"))
+    run = run_folder(out, cell)
     args = ["train", "--data", str(train_data(exp, cell.dataset, out)), "--output", str(run),
             "--model", model_of(exp, cell), "--seed", str(cell.seed), "--max-steps", str(exp.max_steps),
             "--objective", exp.objective, "--quiet", *as_args({k: v for k, v in cell.options.items() if k != "model"})]
@@ -161,10 +166,10 @@ def run_baselines(exp: Experiment, dataset: str, invoke: Invoke, out: Path) -> l
     cells = [c for c in exp.cells if c.dataset == dataset]
     templates = [exp.template] if exp.template else sorted({c.options.get("template", "") for c in cells})
     models = list(dict.fromkeys(model_of(exp, c) for c in cells)) or [exp.model]
+    files = [str(report_data(exp, dataset))] + eval_files(exp, out)
     rows = []
     for model in models:
         for template in templates:
-            files = [str(report_data(exp, dataset))] + eval_files(exp, out)
             evaluations = {}
             for f in files:
                 args = ["zero-shot", "--data", f, "--model", model, "--objective", exp.objective, "--json"] + \
@@ -204,7 +209,7 @@ def run_experiment(exp: Experiment, out: str | Path, invoke: Invoke, progress: b
                                   baselines=run_baselines(exp, dataset, invoke, out))
                 elif isinstance(cell, str):  # the majority vote of a method's seeds
                     members = [c for c in exp.cells if c.method_name == cell and c.dataset == dataset]
-                    runs = [out / "runs" / safe(c.id.replace("/", "__")) for c in members]
+                    runs = [run_folder(out, c) for c in members]
                     files = [str(report_data(exp, dataset))] + eval_files(exp, out)
                     record.update(kind="cell", method_name=f"{cell} ensemble ({len(runs)} seeds)",
                                   method=members[0].options["method"], seed=-1, axes={}, options=members[0].options,
