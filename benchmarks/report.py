@@ -34,7 +34,9 @@ def write_section(name: str, title: str, command: str, body: str, data: dict | l
     DOC.write_text(text)
     if data is not None:
         if isinstance(data, dict):  # the results file names its provenance too (rendered sections read it)
-            data = {**data, "command": command, "machine": machine()}
+            from tasktune.provenance import git_commit
+
+            data = {**data, "command": command, "commit": git_commit(), "machine": machine()}
         RESULTS.mkdir(parents=True, exist_ok=True)
         (RESULTS / f"{name}.json").write_text(json.dumps(data, indent=1, default=float) + "\n")
 
