@@ -23,8 +23,12 @@ def machine() -> str:
             f"transformers {transformers.__version__}, {datetime.date.today().isoformat()}")
 
 
-def write_section(name: str, title: str, command: str, body: str, data: dict | list | None = None) -> None:
-    """Replace (or append) the section `name` of docs/BENCHMARKS.md; raw numbers go to docs/results."""
+def write_section(name: str, title: str, command: str, body: str, data: dict | list | None = None,
+                  commit: str | None = None) -> None:
+    """Replace (or append) the section `name` of docs/BENCHMARKS.md; raw numbers go to docs/results.
+
+    `commit`: the checkout the numbers ran on, read when the run started (a benchmark that publishes
+    as it goes dirties the tree itself); by default read now."""
     DOC.parent.mkdir(parents=True, exist_ok=True)
     text = DOC.read_text() if DOC.exists() else "# Benchmarks\n\nEvery figure names the command that reproduces it.\n"
     section = (f"<!-- {name}:start -->\n## {title}\n\nCommand: `{command}`  \nMachine: {machine()}\n\n"
@@ -36,7 +40,7 @@ def write_section(name: str, title: str, command: str, body: str, data: dict | l
         if isinstance(data, dict):  # the results file names its provenance too (rendered sections read it)
             from tasktune.provenance import git_commit
 
-            data = {**data, "command": command, "commit": git_commit(), "machine": machine()}
+            data = {**data, "command": command, "commit": commit or git_commit(), "machine": machine()}
         RESULTS.mkdir(parents=True, exist_ok=True)
         (RESULTS / f"{name}.json").write_text(json.dumps(data, indent=1, default=float) + "\n")
 

@@ -150,8 +150,11 @@ def main() -> None:
     if args.dev_n and not args.no_write:
         sys.exit("--dev-n changes the protocol: trials only, with --no-write")
     plan = [("tasktune prompt tuning", float(x)) for x in args.tasktune_lrs.split(",") if x] + \
-           [("PEFT prompt tuning", float(x)) for x in args.peft_prompt_lrs.split(",") if x] + \
-           [("PEFT LoRA r=8 q,v", float(x)) for x in args.peft_lora_lrs.split(",") if x]
+           [("PEFT LoRA r=8 q,v", float(x)) for x in args.peft_lora_lrs.split(",") if x] + \
+           [("PEFT prompt tuning", float(x)) for x in args.peft_prompt_lrs.split(",") if x]
+    from tasktune.provenance import git_commit
+
+    args.commit = git_commit()
     runs = []
     work = Path(tempfile.mkdtemp(prefix="tta-"))
     try:
@@ -170,8 +173,13 @@ def main() -> None:
                 row["error"] = str(e)[:160]
             runs.append(row)
             print({k: v for k, v in row.items() if k != "curve"}, flush=True)
+            publish(args, runs, len(plan))  # after every run: a stopped benchmark keeps what it measured
     finally:
         shutil.rmtree(work, ignore_errors=True)
+
+
+def publish(args, runs: list[dict], planned: int) -> None:
+    """Render the runs so far into BENCHMARKS.md and docs/results (or print them, with --no-write)."""
 
     def best(prefix: str) -> dict | None:
         hits = [r for r in runs if r["method"].startswith(prefix) and r.get("seconds_to_threshold") is not None]
@@ -193,20 +201,23 @@ def main() -> None:
             f"({ours['method']} lr {ours['lr']:g}: {ours['seconds_to_threshold']:.0f} s; {fastest_peer['method']} lr "
             f"{fastest_peer['lr']:g}: {fastest_peer['seconds_to_threshold']:.0f} s)." if ratio else
             "No ratio: a side never reached the threshold (its rows give the lower bounds).")
-    body = (f"Threshold {args.threshold:.2f} on the {'whole' if not args.dev_n else f'first {args.dev_n} rows of'} "
+    done = "" if len(runs) == planned else f"**Partial: {len(runs)} of {planned} planned runs finished.** "
+    body = (f"{done}Threshold {args.threshold:.2f} on the "
+            f"{'whole' if not args.dev_n else f'first {args.dev_n} rows of'} "
             f"SST-2 dev, evaluations every {args.eval_every} steps counted, a {args.max_steps}-step schedule; "
             f"device {args.device}, backbone dtype {args.dtype}.\n\n{lead}\n\n"
             + table(rows, ["method", "lr", "seconds to threshold", "step", "best dev accuracy", "error"])
             + "\n\n![dev accuracy against wall seconds](img/time_to_accuracy.png)")
-    print(body)
     if args.no_write:
+        print(body)
         return
     plot(runs, args.threshold, ROOT / "docs" / "img" / "time_to_accuracy.png")
     command = ("python benchmarks/time_to_accuracy.py " + " ".join(
         f"--{k.replace('_', '-')} {v}" for k, v in vars(args).items()
         if k in ("threshold", "device", "dtype", "tasktune_lrs", "peft_prompt_lrs", "peft_lora_lrs")))
     write_section("time_to_accuracy", "Time to accuracy: tasktune vs PEFT (SST-2, embedded SmolLM2-135M)", command,
-                  body, {"runs": runs, "ratio_fastest_peer_over_tasktune": ratio, "threshold": args.threshold})
+                  body, {"runs": runs, "ratio_fastest_peer_over_tasktune": ratio, "threshold": args.threshold,
+                         "planned_runs": planned}, commit=args.commit)
 
 
 if __name__ == "__main__":
