@@ -142,6 +142,8 @@ def main() -> None:
     ap.add_argument("--peft-prompt-lrs", default="1e-2,3e-2,1e-1")
     ap.add_argument("--peft-lora-lrs", default="1e-3,3e-3,1e-2")
     ap.add_argument("--no-write", action="store_true", help="print, write no docs or results (trials)")
+    ap.add_argument("--extend", action="store_true",
+                    help="keep the runs of docs/results/time_to_accuracy.json (same protocol) and add these")
     ap.add_argument("--one", default=None, help=argparse.SUPPRESS)
     ap.add_argument("--lr", type=float, default=0.0, help=argparse.SUPPRESS)
     args = ap.parse_args()
@@ -155,11 +157,13 @@ def main() -> None:
     from tasktune.provenance import git_commit
 
     args.commit = git_commit()
-    runs = []
+    runs = earlier_runs(args) if args.extend else []
+    plan = [(m, lr) for m, lr in plan if not any(r["method"] == m and r["lr"] == lr for r in runs)]
+    planned = len(runs) + len(plan)
     work = Path(tempfile.mkdtemp(prefix="tta-"))
     try:
         for method, lr in plan:
-            row = {"method": method, "lr": lr}
+            row = {"method": method, "lr": lr, "commit": args.commit}
             try:
                 if method.startswith("tasktune"):
                     curve, total = run_tasktune(args, lr, work)
@@ -173,9 +177,36 @@ def main() -> None:
                 row["error"] = str(e)[:160]
             runs.append(row)
             print({k: v for k, v in row.items() if k != "curve"}, flush=True)
-            publish(args, runs, len(plan))  # after every run: a stopped benchmark keeps what it measured
+            publish(args, runs, planned)  # after every run: a stopped benchmark keeps what it measured
     finally:
         shutil.rmtree(work, ignore_errors=True)
+
+
+PROTOCOL_KEYS = ("threshold", "max_steps", "eval_every", "dtype", "device", "dev_n")
+
+
+def earlier_runs(args) -> list[dict]:
+    """The published runs, when they ran under this protocol (--extend adds rates to a sweep)."""
+    path = ROOT / "docs" / "results" / "time_to_accuracy.json"
+    if not path.is_file():
+        sys.exit(f"--extend: no earlier results at {path}")
+    data = json.loads(path.read_text())
+    old = data.get("protocol") or legacy_protocol(data["command"])
+    differs = [k for k in PROTOCOL_KEYS if old.get(k) != getattr(args, k)]
+    if differs:
+        sys.exit(f"--extend: {path} ran under another protocol ({', '.join(differs)} differ)")
+    return [{**r, "commit": r.get("commit", data.get("commit"))} for r in data["runs"]]
+
+
+def legacy_protocol(command: str) -> dict:
+    """The protocol of a results file written before it recorded one: its command line over the defaults
+    of then (300 steps, evaluations every 25, the whole dev set: written results never use --dev-n)."""
+    words = command.split()
+    given = {w[2:].replace("-", "_"): v for w, v in zip(words, words[1:], strict=False) if w.startswith("--")}
+    out = {"max_steps": 300, "eval_every": 25, "dev_n": 0, **given}
+    return {k: type(v)(out[k]) if k in out else None
+            for k, v in (("threshold", 0.0), ("max_steps", 0), ("eval_every", 0), ("dtype", ""), ("device", ""),
+                         ("dev_n", 0))}
 
 
 def publish(args, runs: list[dict], planned: int) -> None:
@@ -212,12 +243,19 @@ def publish(args, runs: list[dict], planned: int) -> None:
         print(body)
         return
     plot(runs, args.threshold, ROOT / "docs" / "img" / "time_to_accuracy.png")
+    shown = dict(vars(args))  # the rates of every run shown (an --extend run adds to earlier ones)
+    for key, method in (("tasktune_lrs", "tasktune prompt tuning"), ("peft_prompt_lrs", "PEFT prompt tuning"),
+                        ("peft_lora_lrs", "PEFT LoRA r=8 q,v")):
+        shown[key] = ",".join(f"{r['lr']:g}" for r in runs if r["method"] == method) or '""'
     command = ("python benchmarks/time_to_accuracy.py " + " ".join(
-        f"--{k.replace('_', '-')} {v}" for k, v in vars(args).items()
-        if k in ("threshold", "device", "dtype", "tasktune_lrs", "peft_prompt_lrs", "peft_lora_lrs")))
+        f"--{k.replace('_', '-')} {v}" for k, v in shown.items()
+        if k in ("threshold", "max_steps", "eval_every", "device", "dtype", "tasktune_lrs", "peft_prompt_lrs",
+                 "peft_lora_lrs")))
     write_section("time_to_accuracy", "Time to accuracy: tasktune vs PEFT (SST-2, embedded SmolLM2-135M)", command,
                   body, {"runs": runs, "ratio_fastest_peer_over_tasktune": ratio, "threshold": args.threshold,
-                         "planned_runs": planned}, commit=args.commit)
+                         "planned_runs": planned,
+                         "protocol": {k: getattr(args, k) for k in PROTOCOL_KEYS}},
+                  commit=", ".join(dict.fromkeys(r.get("commit", args.commit) for r in runs)))
 
 
 if __name__ == "__main__":
