@@ -191,22 +191,11 @@ def earlier_runs(args) -> list[dict]:
     if not path.is_file():
         sys.exit(f"--extend: no earlier results at {path}")
     data = json.loads(path.read_text())
-    old = data.get("protocol") or legacy_protocol(data["command"])
+    old = data.get("protocol", {})
     differs = [k for k in PROTOCOL_KEYS if old.get(k) != getattr(args, k)]
     if differs:
         sys.exit(f"--extend: {path} ran under another protocol ({', '.join(differs)} differ)")
     return [{**r, "commit": r.get("commit", data.get("commit"))} for r in data["runs"]]
-
-
-def legacy_protocol(command: str) -> dict:
-    """The protocol of a results file written before it recorded one: its command line over the defaults
-    of then (300 steps, evaluations every 25, the whole dev set: written results never use --dev-n)."""
-    words = command.split()
-    given = {w[2:].replace("-", "_"): v for w, v in zip(words, words[1:], strict=False) if w.startswith("--")}
-    out = {"max_steps": 300, "eval_every": 25, "dev_n": 0, **given}
-    return {k: type(v)(out[k]) if k in out else None
-            for k, v in (("threshold", 0.0), ("max_steps", 0), ("eval_every", 0), ("dtype", ""), ("device", ""),
-                         ("dev_n", 0))}
 
 
 def publish(args, runs: list[dict], planned: int) -> None:

@@ -5,10 +5,26 @@ from __future__ import annotations
 import os
 import platform
 import subprocess
+from functools import lru_cache
 from pathlib import Path
 
 
-def cpu_isa(flags: set[str]) -> str:
+@lru_cache(maxsize=1)
+def cpu_info() -> tuple[str, frozenset[str]]:
+    """The CPU's model name and instruction flags from /proc/cpuinfo (empty where there is none)."""
+    name, flags = "", frozenset()
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name") and not name:
+                name = line.split(":", 1)[1].strip()
+            elif line.startswith("flags") and not flags:
+                flags = frozenset(line.split(":", 1)[1].split())
+    except OSError:
+        pass
+    return name, flags
+
+
+def cpu_isa(flags: set[str] | frozenset[str]) -> str:
     """The widest matrix instructions a CPU has: what decides its bf16 speed (AMX, AVX-512 BF16 or neither)."""
     for flag, name in (("amx_bf16", "AMX"), ("avx512_bf16", "AVX-512 BF16"), ("avx512f", "AVX-512"),
                        ("avx2", "AVX2")):
@@ -18,19 +34,11 @@ def cpu_isa(flags: set[str]) -> str:
 
 
 def cpu_name() -> str:
-    """The CPU's model name and widest matrix instructions (/proc/cpuinfo), else what platform knows.
+    """The CPU's model name and widest matrix instructions, else what platform knows.
 
     The model name alone does not tell machines apart: two "AMD EPYC" hosts here differ 3x in bf16
     speed, one with AVX-512 BF16, one with AVX2 only."""
-    name, flags = "", set()
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name") and not name:
-                name = line.split(":", 1)[1].strip()
-            elif line.startswith("flags") and not flags:
-                flags = set(line.split(":", 1)[1].split())
-    except OSError:
-        pass
+    name, flags = cpu_info()
     name = name or platform.processor() or "cpu"
     isa = cpu_isa(flags)
     return f"{name} ({isa})" if isa else name
