@@ -14,3 +14,32 @@ def test_cpu_isa_names_the_widest_matrix_instructions():
 def test_cpu_name_is_one_line():
     name = cpu_name()
     assert name and "\n" not in name
+
+
+def _git(repo, *args):
+    import subprocess
+
+    subprocess.run(["git", "-c", "user.name=t", "-c", "user.email=t@t", *args], cwd=repo, check=True,
+                   capture_output=True)
+
+
+def test_commit_is_dirty_for_code_not_for_results_or_prose(tmp_path):
+    from tasktune.provenance import git_commit
+
+    for rel in ("src/m.py", "docs/results/r.json", "docs/img/p.png", "docs/BENCHMARKS.md", "docs/experiments/e.toml"):
+        (tmp_path / rel).parent.mkdir(parents=True, exist_ok=True)
+        (tmp_path / rel).write_text("0")
+    _git(tmp_path, "init", "-q")
+    _git(tmp_path, "add", "-A")
+    _git(tmp_path, "commit", "-q", "-m", "c")
+    where = tmp_path / "src"  # asked from inside a subfolder, as the installed package is
+    clean = git_commit(where)
+    assert clean and "+dirty" not in clean and clean != "unknown"
+    for rel in ("docs/results/r.json", "docs/img/p.png", "docs/BENCHMARKS.md"):
+        (tmp_path / rel).write_text("1")
+    assert git_commit(where) == clean  # a run's outputs and the docs it regenerates
+    (tmp_path / "docs/experiments/e.toml").write_text("1")
+    assert git_commit(where) == clean + "+dirty"  # a config changes what runs
+    _git(tmp_path, "checkout", "--", "docs/experiments/e.toml")
+    (tmp_path / "src/m.py").write_text("1")
+    assert git_commit(where) == clean + "+dirty"

@@ -48,14 +48,21 @@ def machine() -> str:
     return f"{cpu_name()}, {os.cpu_count()} cores"
 
 
-def git_commit() -> str:
-    """The short commit of the checkout tasktune runs from, `+dirty` with uncommitted changes."""
-    here = Path(__file__).parent
+# What a run writes into the tree, and prose: changes there do not change what code made a number,
+# so they do not make a commit `+dirty` (a benchmark that follows another in one session would
+# otherwise read dirty from its predecessor's results file alone).
+NOT_CODE = (":(top,exclude)docs/results", ":(top,exclude)docs/img", ":(top,exclude,glob)**/*.md")
+
+
+def git_commit(where: Path | None = None) -> str:
+    """The short commit of the checkout tasktune runs from (or of `where`), `+dirty` where tracked
+    code or configs have uncommitted changes (results, plots and prose do not count: NOT_CODE)."""
+    here = where or Path(__file__).parent
     try:
         head = subprocess.run(["git", "rev-parse", "--short", "HEAD"], capture_output=True, text=True, timeout=10,
                               cwd=here).stdout.strip()
-        dirty = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no"], capture_output=True,
-                               text=True, timeout=10, cwd=here).stdout.strip()
+        dirty = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no", "--", ":/", *NOT_CODE],
+                               capture_output=True, text=True, timeout=10, cwd=here).stdout.strip()
     except (OSError, subprocess.SubprocessError):
         return "unknown"
     return (head or "unknown") + ("+dirty" if dirty else "")
