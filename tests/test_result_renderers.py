@@ -30,3 +30,18 @@ def test_a_partial_time_to_accuracy_run_says_so():
             "runs": [_run("tasktune prompt tuning", 0.03, 100.0, 150)]}
     text = RESULT_RENDERERS["time_to_accuracy"](data)
     assert "Partial: 1 of 9 planned runs" in text and "sooner" not in text
+
+
+def test_generation_glance_pairs_each_decoding_with_the_fixed_peer_and_names_the_broken_one():
+    def row(lib, method, beams, tok_s, rss=1.0):
+        return {"library": lib, "method": method, "beams": beams, "tokens_s": tok_s, "peak_rss_gb": rss}
+
+    data = {"commit": "abc1234", "machine": "CPU X (AVX-512 BF16)",
+            "rows": [row("tasktune", "prompt", 1, 120.0, 1.2), row("PEFT + generate", "prompt", 1, 100.0, 1.5),
+                     row("PEFT + generate as installed (wrong outputs)", "prompt", 1, 8.0),
+                     row("tasktune", "prefix", 5, 40.0), {"library": "PEFT + generate", "method": "prefix",
+                                                          "beams": 5, "error": "boom"}]}
+    text = RESULT_RENDERERS["generation_speed"](data)
+    assert "| prompt, greedy | 120.0 | 100.0 | 1.20x | 0.80x |" in text
+    assert "prefix, beam 5" not in text.split("\n\n")[0]  # no peer figure, no ratio
+    assert "wrongly" in text and "prompt greedy 8.0 tokens/s" in text and "commit abc1234".lower() in text.lower()

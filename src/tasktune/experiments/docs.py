@@ -143,8 +143,33 @@ def _time_to_accuracy(data: dict) -> str:
     return "\n".join(lines) + "\n"
 
 
+def _decoding(beams: int) -> str:
+    return "greedy" if beams == 1 else f"beam {beams}"
+
+
+def _generation_glance(data: dict) -> str:
+    """tasktune's batched decoder / PEFT + generate (its cache keyword fixed), equal output lengths."""
+    rows = {(r["library"], r["method"], r["beams"]): r for r in data["rows"] if "error" not in r}
+    lines = ["| method, decoding | tasktune tokens/s | PEFT + generate tokens/s | ratio | peak RSS ratio |",
+             "|---|---|---|---|---|"]
+    for (lib, method, beams), ours in rows.items():
+        peer = rows.get(("PEFT + generate", method, beams))
+        if lib != "tasktune" or peer is None:
+            continue
+        lines.append(f"| {method}, {_decoding(beams)} | {ours['tokens_s']:.1f} | {peer['tokens_s']:.1f} | "
+                     f"{ours['tokens_s'] / peer['tokens_s']:.2f}x | {ours['peak_rss_gb'] / peer['peak_rss_gb']:.2f}x |")
+    broken = [r for (lib, _, _), r in rows.items() if "as installed" in lib]
+    note = ""
+    if broken:
+        note = (" As installed, PEFT's generate decodes these adapters wrongly on this transformers (it injects the "
+                "virtual tokens again at every step): " +
+                ", ".join(f"{r['method']} {_decoding(r['beams'])} {r['tokens_s']:.1f} tokens/s" for r in broken) + ".")
+    lines += ["", f"Commit {data.get('commit', 'unknown')}; {data.get('machine', '')}.{note}"]
+    return "\n".join(lines) + "\n"
+
+
 RESULT_RENDERERS = {"time_to_accuracy": _time_to_accuracy, "speed_vs_peft": _speed_glance, "serve_scale": _serve_scale,
-                    "cost_curves": _cost_curves}
+                    "cost_curves": _cost_curves, "generation_speed": _generation_glance}
 
 
 def result_section(results_dir: Path, name: str) -> str:
