@@ -138,3 +138,29 @@ def test_batched_decoding_equals_one_source_at_a_time(kind, method, cfg, beams):
                enumerate(["name paris", "name london area city is great", "area city", "name paris area city"])]
     alone = [task.generate([ex], beams=beams, max_new_tokens=6)[0] for ex in sources]
     assert task.generate(sources, beams=beams, max_new_tokens=6) == alone
+
+
+@pytest.mark.parametrize("kind", ["gpt2", "llama"])
+def test_greedy_batch_with_a_row_that_ends_early_equals_one_source_at_a_time(kind):
+    """A row that ends leaves the batch (the cache is reordered then, and only then)."""
+    bb = tiny_backbone(kind)
+    task = build_task(bb, "zero-shot", ZeroShotConfig(), TEMPLATE, None, objective="generation")
+    first, second = examples()[0], examples()[1]
+    ids = torch.tensor([task.encoder.answer_row(first).ids])
+    ref = bb.model.generate(ids, attention_mask=torch.ones_like(ids), max_new_tokens=8, do_sample=False,
+                            eos_token_id=bb.tokenizer.eos_token_id, pad_token_id=bb.tokenizer.pad_token_id)
+    trigger = ref[0, ids.shape[1] + 2].item()  # the first source's third token ends it
+    seen = {}
+    bb.model.register_forward_pre_hook(lambda m, a, kw: seen.update(ids=kw.get("input_ids")), with_kwargs=True)
+
+    def end_after_trigger(module, inputs, out):
+        if seen.get("ids") is None:
+            return out
+        hit = (seen["ids"][:, -1] == trigger).to(out.dtype)[:, None] * 50.0
+        return out.index_add(-1, torch.tensor([bb.tokenizer.eos_token_id]), hit[:, None].expand(*out.shape[:-1], 1))
+
+    bb.model.get_output_embeddings().register_forward_hook(end_after_trigger)
+    alone = [task.generate([ex], beams=1, max_new_tokens=8)[0] for ex in (first, second)]
+    assert len(bb.tokenizer(alone[0]).input_ids) < len(bb.tokenizer(alone[1]).input_ids)  # it did end early
+    assert task.generate([first, second], beams=1, max_new_tokens=8) == alone
+    assert task.generate([second, first], beams=1, max_new_tokens=8) == alone[::-1]

@@ -117,16 +117,19 @@ def _generate_causal(backbone, module, encoder, examples: list[Example], k: int,
             else:
                 owner.append(e), scores.append(s), seqs.append([t]), keep.append(e)
     last_pos = pos[:, -1]
+    cache_rows = n
     for step in range(max_new_tokens - 1):
-        keep_t = torch.tensor(keep, device=mask.device, dtype=torch.long)
         alive = [i for i, e in enumerate(owner) if not results[e].full and not (k == 1 and results[e].done)]
         if not alive:
             break
-        idx = torch.tensor(alive, device=mask.device, dtype=torch.long)
-        sel = keep_t[idx]
-        cache.reorder_cache(sel)
-        mask = torch.cat([mask[sel], mask.new_ones(len(alive), 1)], 1)
-        last_pos = last_pos[sel] + 1
+        rows = [keep[i] for i in alive]
+        if rows != list(range(cache_rows)):  # greedy with no row ended keeps the cache as it is (no copy)
+            sel = torch.tensor(rows, device=mask.device, dtype=torch.long)
+            cache.reorder_cache(sel)
+            mask, last_pos = mask[sel], last_pos[sel]
+        cache_rows = len(rows)
+        mask = torch.cat([mask, mask.new_ones(len(alive), 1)], 1)
+        last_pos = last_pos + 1
         owner = [owner[i] for i in alive]
         scores = [scores[i] for i in alive]
         seqs = [seqs[i] for i in alive]
