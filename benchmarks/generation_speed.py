@@ -8,6 +8,10 @@ beams, and 20 virtual tokens (prompt tuning: text-initialised soft prompt; prefi
 positions at every layer, no reparametrisation). Every output is exactly --max-new-tokens long on
 both sides (end-of-sequence barred until then: `min_new_tokens` in both), so both do the same work
 whatever the untrained task parameters would say; tokens/s = sources x new tokens / seconds.
+PEFT 0.21.2's generate decodes prompt and prefix tuning wrongly on transformers 5.24 (it misses
+the renamed cache keyword and injects the virtual tokens at every step: peft_peer.generate_ready);
+the headline rows time it with that fixed (its greedy output then equals a cache-free decode), and
+--peft-as-installed adds the rows PEFT gives as installed.
 PEFT is set up as a careful user would for decoding on this CPU: the compared backbone dtype and
 sdpa attention (PyTorch's fused CPU attention is fast in inference; only its backward is slow, which
 is why the training benchmarks give PEFT eager attention), left padding, `model.generate`. Each row
@@ -70,6 +74,8 @@ def run_peft(args, tables: list[str]) -> float:
 
     dtype = torch.bfloat16 if args.dtype == "bfloat16" else torch.float32
     model, tok = peft_peer.load(args.method, dtype, tuned=False, device=args.device)  # sdpa: see the docstring
+    if args.peft_shim:
+        peft_peer.generate_ready(model)  # PEFT 0.21.2 misses transformers 5.24's cache keyword (see there)
     model.eval()
     tok.padding_side = "left"
     prompts = [TEMPLATE.split("{answer}")[0].format(table=t) for t in tables]
@@ -108,6 +114,9 @@ def main() -> None:
     ap.add_argument("--one", default=None)
     ap.add_argument("--method", default="prompt")
     ap.add_argument("--beams", type=int, default=1)
+    ap.add_argument("--peft-shim", type=int, default=1)
+    ap.add_argument("--peft-as-installed", action="store_true",
+                    help="also time PEFT's generate without the cache-keyword fix (wrong outputs, second rows)")
     args = ap.parse_args()
     if args.one:
         return child(args)
@@ -115,16 +124,19 @@ def main() -> None:
     for method in ("prompt", "prefix"):
         for beams in map(int, args.beams_list.split(",")):
             pair = {}
-            for lib in ("tasktune", "peft"):
+            for lib, shim in [("tasktune", 1), ("peft", 1)] + ([("peft", 0)] if args.peft_as_installed else []):
                 cmd = [sys.executable, __file__, "--one", lib, "--method", method, "--beams", str(beams),
                        "--sources", str(args.sources), "--batch", str(args.batch), "--max-new-tokens",
-                       str(args.max_new_tokens), "--dtype", args.dtype, "--device", args.device]
+                       str(args.max_new_tokens), "--dtype", args.dtype, "--device", args.device,
+                       "--peft-shim", str(shim)]
                 out = subprocess.run(cmd, capture_output=True, text=True)
                 line = [x for x in out.stdout.splitlines() if x.startswith("RESULT ")]
-                r = {"library": lib if lib == "tasktune" else "PEFT + generate", "method": method, "beams": beams}
+                name = "tasktune" if lib == "tasktune" else \
+                    "PEFT + generate" + ("" if shim else " as installed (wrong outputs)")
+                r = {"library": name, "method": method, "beams": beams}
                 if line:
                     r.update(json.loads(line[0][7:]))
-                    pair[lib] = r
+                    pair.setdefault(lib, r)
                 else:
                     err = [x for x in out.stderr.strip().splitlines() if x.strip()]
                     r["error"] = (err[-1] if err else f"exit {out.returncode}")[:160]
@@ -139,13 +151,17 @@ def main() -> None:
         return
     body = (f"The first {args.sources} E2E valid sources, decoded {args.batch} at a time, exactly "
             f"{args.max_new_tokens} new tokens each (end-of-sequence barred on both sides), backbone "
-            f"{args.dtype}, 20 virtual tokens; PEFT + `generate` with sdpa attention and left padding. "
+            f"{args.dtype}, 20 virtual tokens; PEFT + `generate` with sdpa attention and left padding, and "
+            "with transformers 5.24's cache keyword passed under the name PEFT 0.21.2 reads (as installed, "
+            "PEFT's generate re-injects the virtual tokens at every step: wrong outputs; "
+            "`peft_peer.generate_ready`). "
             "tokens/s = sources x new tokens / seconds; each row its own process.\n\n"
             "**tasktune / PEFT + generate:**\n\n" + "\n".join(f"- {k}: **{v:.2f}x**" for k, v in ratios.items())
             + "\n\n" + table(rows, ["library", "method", "beams", "seconds", "tokens_s", "peak_rss_gb", "error"]))
     command = (f"python benchmarks/generation_speed.py --sources {args.sources} --batch {args.batch} "
                f"--max-new-tokens {args.max_new_tokens} --beams-list {args.beams_list} --dtype {args.dtype}"
-               + (f" --device {args.device}" if args.device != "cpu" else ""))
+               + (f" --device {args.device}" if args.device != "cpu" else "")
+               + (" --peft-as-installed" if args.peft_as_installed else ""))
     write_section("generation_speed", "Batched decoding: tasktune vs PEFT + generate (prompt and prefix tuning)",
                   command, body, {"rows": rows, "ratios": ratios})
 
