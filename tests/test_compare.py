@@ -210,3 +210,21 @@ def test_report_check_from_the_command_line():
     result = runner.invoke(app, ["report", "--check", "--doc", str(ROOT / "docs" / "BENCHMARKS.md"), "--doc",
                                  str(ROOT / "README.md"), "--results-root", str(ROOT / "docs" / "results" / "compare")])
     assert result.exit_code == 0, result.output
+
+
+def test_a_single_seed_row_is_never_the_best_where_rows_have_spread():
+    from tasktune.experiments.report import render
+
+    def cell(method, seed, acc, machine="cpu A"):
+        return {"id": f"toy/{method}/seed{seed}", "dataset": "toy", "kind": "cell", "status": "ok", "commit": "abc",
+                "model": "m", "max_steps": 1, "machine": machine, "versions": {}, "method_name": method,
+                "seed": seed, "axes": {}, "summary": {"trainable_parameters": 3},
+                "evaluations": {"toy/dev.jsonl": {"accuracy": acc}}}
+
+    records = [cell("many", 0, 0.80), cell("many", 1, 0.84), cell("lucky", 0, 0.95, "cpu B"),
+               cell("close", 0, 0.81), cell("close", 1, 0.83)]
+    report = render(records, "x")
+    assert "| many (best) | 2 | 82.0 ± 2.8 |" in report
+    assert "| lucky | 1 | 95.0 |" in report  # higher, but one seed: outside the noise, not crowned
+    assert "| close ~ | 2 |" in report
+    assert "machine: cpu A; cpu B;" in report

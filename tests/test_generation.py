@@ -32,6 +32,30 @@ def test_our_decoder_matches_generate_on_a_plain_model(kind, beams):
 
 
 @pytest.mark.parametrize("kind", ["llama", "bart"])
+@pytest.mark.parametrize("beams", [1, 3])
+def test_min_new_tokens_bars_the_end_as_generate_does(kind, beams):
+    """An end-of-sequence logit made dominant ends every output at once; min_new_tokens holds it off
+    for exactly that many tokens, as transformers' option of the same name does."""
+    bb = tiny_backbone(kind)
+    eos = bb.tokenizer.eos_token_id
+    bb.model.get_output_embeddings().register_forward_hook(lambda m, i, out: out.index_add(
+        -1, torch.tensor([eos]), torch.full((*out.shape[:-1], 1), 30.0, dtype=out.dtype)))
+    task = build_task(bb, "zero-shot", ZeroShotConfig(), TEMPLATE, None, objective="generation")
+    ex = examples()[0]
+    assert task.generate([ex], beams=beams, max_new_tokens=8) == [""]  # the end comes first
+    ids = torch.tensor([task.encoder.answer_row(ex).ids])
+    ref = bb.model.generate(ids, attention_mask=torch.ones_like(ids), max_new_tokens=8, min_new_tokens=5,
+                            do_sample=False, num_beams=beams, length_penalty=1.0, early_stopping=True,
+                            eos_token_id=eos, pad_token_id=bb.tokenizer.pad_token_id)
+    new = ref[0, ids.shape[1]:] if bb.family == "causal" else ref[0]
+    special = {eos, bb.tokenizer.pad_token_id, getattr(bb.model.generation_config, "decoder_start_token_id", None)}
+    tokens = [t for t in new.tolist() if t not in special]
+    assert len(tokens) == 5
+    got = task.generate([ex], beams=beams, max_new_tokens=8, min_new_tokens=5)[0]
+    assert got == bb.tokenizer.decode(tokens, skip_special_tokens=True).strip()
+
+
+@pytest.mark.parametrize("kind", ["llama", "bart"])
 @pytest.mark.parametrize("method,cfg", [("prefix-tuning", PrefixTuningConfig(prefix_length=2, reparam_hidden=16)),
                                         ("prompt-tuning", PromptTuningConfig(prompt_length=2))])
 def test_generation_training_lowers_target_nll_and_decodes(tmp_path, kind, method, cfg):
@@ -114,3 +138,29 @@ def test_batched_decoding_equals_one_source_at_a_time(kind, method, cfg, beams):
                enumerate(["name paris", "name london area city is great", "area city", "name paris area city"])]
     alone = [task.generate([ex], beams=beams, max_new_tokens=6)[0] for ex in sources]
     assert task.generate(sources, beams=beams, max_new_tokens=6) == alone
+
+
+@pytest.mark.parametrize("kind", ["gpt2", "llama"])
+def test_greedy_batch_with_a_row_that_ends_early_equals_one_source_at_a_time(kind):
+    """A row that ends leaves the batch (the cache is reordered then, and only then)."""
+    bb = tiny_backbone(kind)
+    task = build_task(bb, "zero-shot", ZeroShotConfig(), TEMPLATE, None, objective="generation")
+    first, second = examples()[0], examples()[1]
+    ids = torch.tensor([task.encoder.answer_row(first).ids])
+    ref = bb.model.generate(ids, attention_mask=torch.ones_like(ids), max_new_tokens=8, do_sample=False,
+                            eos_token_id=bb.tokenizer.eos_token_id, pad_token_id=bb.tokenizer.pad_token_id)
+    trigger = ref[0, ids.shape[1] + 2].item()  # the first source's third token ends it
+    seen = {}
+    bb.model.register_forward_pre_hook(lambda m, a, kw: seen.update(ids=kw.get("input_ids")), with_kwargs=True)
+
+    def end_after_trigger(module, inputs, out):
+        if seen.get("ids") is None:
+            return out
+        hit = (seen["ids"][:, -1] == trigger).to(out.dtype)[:, None] * 50.0
+        return out.index_add(-1, torch.tensor([bb.tokenizer.eos_token_id]), hit[:, None].expand(*out.shape[:-1], 1))
+
+    bb.model.get_output_embeddings().register_forward_hook(end_after_trigger)
+    alone = [task.generate([ex], beams=1, max_new_tokens=8)[0] for ex in (first, second)]
+    assert len(bb.tokenizer(alone[0]).input_ids) < len(bb.tokenizer(alone[1]).input_ids)  # it did end early
+    assert task.generate([first, second], beams=1, max_new_tokens=8) == alone
+    assert task.generate([second, first], beams=1, max_new_tokens=8) == alone[::-1]

@@ -128,8 +128,9 @@ class Task:
                 "examples_per_second": len(examples) / max(elapsed, 1e-9), "seconds": elapsed}
 
     def generate(self, examples: list[Example], beams: int = 5, max_new_tokens: int = 64,
-                 length_penalty: float = 1.0) -> list[str]:
-        return generate(self.backbone, self.module, self.encoder, examples, beams, max_new_tokens, length_penalty)
+                 length_penalty: float = 1.0, batch_size: int = 8, min_new_tokens: int = 0) -> list[str]:
+        return generate(self.backbone, self.module, self.encoder, examples, beams, max_new_tokens, length_penalty,
+                        batch_size, min_new_tokens)
 
     def evaluate_generation(self, examples: list[Example], beams: int = 5, max_new_tokens: int = 64) -> dict:
         """Decode once per distinct source (all fields but the target); references grouped per source."""

@@ -25,9 +25,10 @@ from tasktune.engine.cache_keyword import CACHE, cache_of
 
 @torch.inference_mode()
 def generate(backbone, module, encoder, examples: list[Example], beams: int = 5, max_new_tokens: int = 64,
-             length_penalty: float = 1.0, batch_size: int = 8) -> list[str]:
+             length_penalty: float = 1.0, batch_size: int = 8, min_new_tokens: int = 0) -> list[str]:
     """Decoded texts of `examples`: `module` turns each batch into backbone inputs (its task
-    parameters), `encoder` renders the sources."""
+    parameters), `encoder` renders the sources. `min_new_tokens`: end-of-sequence is barred until
+    that many tokens exist (transformers' option of the same name; equal-length outputs for timing)."""
     family = backbone.family
     if family not in ("causal", "seq2seq"):
         raise TasktuneError(f"decoding needs a causal or encoder-decoder model, not a {family} one")
@@ -37,17 +38,18 @@ def generate(backbone, module, encoder, examples: list[Example], beams: int = 5,
     with module.compute_context(backbone.device):
         for start in range(0, len(examples), batch_size):
             out += step(backbone, module, encoder, examples[start : start + batch_size], max(1, beams),
-                        max_new_tokens, length_penalty)
+                        max_new_tokens, length_penalty, min(min_new_tokens, max_new_tokens))
     return out
 
 
 def _generate_seq2seq(backbone, module, encoder, examples: list[Example], beams: int, max_new_tokens: int,
-                      length_penalty: float) -> list[str]:
+                      length_penalty: float, min_new_tokens: int) -> list[str]:
     batch = collate([encoder.answer_row(ex) for ex in examples], backbone.tokenizer.pad_token_id)
     inputs = module(backbone, batch.to(backbone.device))
     with attention_prefix.active(inputs.pop(attention_prefix.KEYWORD, None)):
         out = backbone.model.generate(**inputs, num_beams=beams, max_new_tokens=max_new_tokens,
-                                      length_penalty=length_penalty, do_sample=False, early_stopping=True)
+                                      length_penalty=length_penalty, do_sample=False, early_stopping=True,
+                                      min_new_tokens=min_new_tokens)
     return [backbone.tokenizer.decode(o, skip_special_tokens=True).strip() for o in out]
 
 
@@ -87,7 +89,7 @@ class _Beams:
 
 
 def _generate_causal(backbone, module, encoder, examples: list[Example], k: int, max_new_tokens: int,
-                     length_penalty: float) -> list[str]:
+                     length_penalty: float, min_new_tokens: int) -> list[str]:
     model, tok = backbone.model, backbone.tokenizer
     eos = tok.eos_token_id
     batch = _left_padded([encoder.answer_row(ex) for ex in examples], tok.pad_token_id).to(backbone.device)
@@ -100,6 +102,8 @@ def _generate_causal(backbone, module, encoder, examples: list[Example], k: int,
     out = model(**inputs, position_ids=pos, use_cache=True, logits_to_keep=1)
     cache, mask = cache_of(out), inputs["attention_mask"]
     logp = torch.log_softmax(out.logits[:, -1].float(), -1)  # [N, V]
+    if min_new_tokens >= 1:  # barred after the softmax, as transformers' MinNewTokens processor does
+        logp[:, eos] = -float("inf")
 
     n = len(examples)
     results = [_Beams(k, length_penalty) for _ in range(n)]
@@ -113,23 +117,29 @@ def _generate_causal(backbone, module, encoder, examples: list[Example], k: int,
             else:
                 owner.append(e), scores.append(s), seqs.append([t]), keep.append(e)
     last_pos = pos[:, -1]
-    for _ in range(max_new_tokens - 1):
-        keep_t = torch.tensor(keep, device=mask.device, dtype=torch.long)
+    cache_rows = n
+    for step in range(max_new_tokens - 1):
         alive = [i for i, e in enumerate(owner) if not results[e].full and not (k == 1 and results[e].done)]
         if not alive:
             break
-        idx = torch.tensor(alive, device=mask.device, dtype=torch.long)
-        sel = keep_t[idx]
-        cache.reorder_cache(sel)
-        mask = torch.cat([mask[sel], mask.new_ones(len(alive), 1)], 1)
-        last_pos = last_pos[sel] + 1
+        rows = [keep[i] for i in alive]
+        if rows != list(range(cache_rows)):  # greedy with no row ended keeps the cache as it is (no copy)
+            sel = torch.tensor(rows, device=mask.device, dtype=torch.long)
+            cache.reorder_cache(sel)
+            mask, last_pos = mask[sel], last_pos[sel]
+        cache_rows = len(rows)
+        mask = torch.cat([mask, mask.new_ones(len(alive), 1)], 1)
+        last_pos = last_pos + 1
         owner = [owner[i] for i in alive]
         scores = [scores[i] for i in alive]
         seqs = [seqs[i] for i in alive]
         ids = torch.tensor([[s[-1]] for s in seqs], device=mask.device)
         out = model(input_ids=ids, attention_mask=mask, position_ids=last_pos[:, None], **{CACHE: cache},
                     use_cache=True)
-        cand = torch.tensor(scores, device=mask.device)[:, None] + torch.log_softmax(out.logits[:, -1].float(), -1)
+        logp = torch.log_softmax(out.logits[:, -1].float(), -1)
+        if step + 2 <= min_new_tokens:  # this step makes token step + 2
+            logp[:, eos] = -float("inf")
+        cand = torch.tensor(scores, device=mask.device)[:, None] + logp
         new_owner, new_scores, new_seqs, keep = [], [], [], []
         rows_of: dict[int, list[int]] = {}
         for i, e in enumerate(owner):

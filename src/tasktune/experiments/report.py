@@ -4,7 +4,8 @@ One table per dataset: the trivial rows first (majority class of the reported sp
 then every method (and ablation value) as mean +- std over its seeds, on the reported split and
 on every eval_also file; selection score (held out of train), trainable parameters, artifact
 bytes, training seconds and the commit each row ran on. A row whose mean is within the larger of
-the two standard deviations of the best row's is marked `~` (noise, not a win). Plots (PNG,
+the two standard deviations of the best row's is marked `~` (noise, not a win); the best row is
+the highest mean among rows of two or more seeds (one seed's score has no spread to judge). Plots (PNG,
 matplotlib): accuracy against trainable parameters, the selection curves, and one line plot per
 ablation axis.
 """
@@ -101,7 +102,10 @@ def render_table(rows: list[dict]) -> str:
         files += [f for f in r["files"] if f not in files]
     report = files[0] if files else "reported"
     trained = [r for r in rows if r.get("selection") is not None or r.get("method_name")]
-    best = max(trained, key=lambda r: r["scores"].get(report, (-1, 0))[0], default=None)
+    # the best row is one whose spread is known: a single seed's score has no std to compare against,
+    # so it can be within the noise of the best, never the best itself (unless no row has two seeds)
+    spread = [r for r in trained if r["n"] >= 2] or trained
+    best = max(spread, key=lambda r: r["scores"].get(report, (-1, 0))[0], default=None)
     head = ["", "seeds", *[f"{f}" for f in files], "selection (held out of train)", "trainable", "artifact bytes",
             "train s", "commit"]
     lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
@@ -144,13 +148,14 @@ def render(records: list[dict], name: str, images: str | None = None) -> str:
     failed = [r for r in records if r.get("status") == "failed" and r["id"] not in ok_ids]  # not run again since
     first = ok[0] if ok else (records[0] if records else {})
     lines = [f"Experiment `{name}`: {len([r for r in ok if r['kind'] == 'cell'])} cells on "
-             f"`{first.get('model', '?')}`, {first.get('max_steps', '?')} steps; machine: {first.get('machine', '?')}; "
+             f"`{first.get('model', '?')}`, {first.get('max_steps', '?')} steps; machine: "
+             f"{'; '.join(dict.fromkeys(r['machine'] for r in ok if r.get('machine'))) or '?'}; "
              f"versions: {', '.join(f'{k} {v}' for k, v in first.get('versions', {}).items())}.",
              "", "Scores are mean ± std over seeds: accuracy and P@1 in percent, BLEU on sacrebleu's 0-100 "
              "scale. The first file column is the split reported (never "
              "the one a checkpoint is selected on: selection uses examples held out of train); the others are "
-             "the eval_also files (domain shift). `~`: within the larger std of the best row (noise, not a "
-             "difference)."]
+             "the eval_also files (domain shift). `(best)`: the highest mean among rows of two or more seeds; "
+             "`~`: within the larger std of the best row (noise, not a difference)."]
     for dataset, rows in group_rows(records).items():
         lines += ["", f"**{dataset}**", "", render_table(rows)]
     if failed:

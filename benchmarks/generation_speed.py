@@ -1,0 +1,173 @@
+"""Batched decoding speed: tasktune's decoder vs PEFT + `generate`, prompt and prefix tuning.
+
+    python benchmarks/generation_speed.py [--sources 16] [--batch 8] [--max-new-tokens 64]
+
+Same machine, model (embedded SmolLM2-135M, the same weights from tasktune's safetensors cache),
+backbone dtype, sources (the first E2E valid tables, `Table: {table}\\nText:`), batch of sources,
+beams, and 20 virtual tokens (prompt tuning: text-initialised soft prompt; prefix tuning: 20 KV
+positions at every layer, no reparametrisation). Every output is exactly --max-new-tokens long on
+both sides (end-of-sequence barred until then: `min_new_tokens` in both), so both do the same work
+whatever the untrained task parameters would say; tokens/s = sources x new tokens / seconds.
+PEFT 0.21.2's generate decodes prompt and prefix tuning wrongly on transformers 5.24 (it misses
+the renamed cache keyword and injects the virtual tokens at every step: peft_peer.generate_ready);
+the headline rows time it with that fixed (its greedy output then equals a cache-free decode), and
+--peft-as-installed adds the rows PEFT gives as installed.
+PEFT is set up as a careful user would for decoding on this CPU: the compared backbone dtype and
+sdpa attention (PyTorch's fused CPU attention is fast in inference; only its backward is slow, which
+is why the training benchmarks give PEFT eager attention), left padding, `model.generate`. Each row
+runs in its own process (its own peak RSS); one short decode warms up first.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import torch
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from device_clock import now, peak_gb  # noqa: E402
+from peft_peer import INIT_TEXT, N_VIRTUAL  # noqa: E402
+
+from report import table, write_section  # noqa: E402
+
+DATA = Path(__file__).resolve().parents[2] / "shared" / "data" / "e2e"
+TEMPLATE = "Table: {table}\nText:{answer}"
+
+
+def sources(n: int):
+    from tasktune.data import load_splits
+
+    seen = list(dict.fromkeys(ex.fields["table"] for ex in load_splits(str(DATA)).dev))
+    if len(seen) < n:
+        raise SystemExit(f"{DATA}: {len(seen)} valid sources, fewer than --sources {n}")
+    return seen[:n]
+
+
+def run_tasktune(args, tables: list[str]) -> float:
+    from tasktune.backbone import load_backbone
+    from tasktune.build import build_task
+    from tasktune.data.readers import Example
+    from tasktune.methods import PrefixTuningConfig, PromptTuningConfig
+
+    bb = load_backbone("smollm2-135m", args.dtype, device=args.device)
+    if args.method == "prompt":
+        name, mcfg = "prompt-tuning", PromptTuningConfig(prompt_length=N_VIRTUAL, init="text", init_text=INIT_TEXT)
+    else:
+        name, mcfg = "prefix-tuning", PrefixTuningConfig(prefix_length=N_VIRTUAL, reparam=False)
+    task = build_task(bb, name, mcfg, TEMPLATE, None, max_length=160, objective="generation", target_field="text")
+    exs = [Example({"table": t, "text": ""}, None, f"e2e:{i}") for i, t in enumerate(tables)]
+    task.generate(exs[:2], args.beams, 4, batch_size=args.batch, min_new_tokens=4)  # warm-up
+    t = now(args.device)
+    texts = task.generate(exs, args.beams, args.max_new_tokens, batch_size=args.batch,
+                          min_new_tokens=args.max_new_tokens)
+    seconds = now(args.device) - t
+    assert len(texts) == len(tables)
+    return seconds
+
+
+def run_peft(args, tables: list[str]) -> float:
+    import peft_peer
+
+    dtype = torch.bfloat16 if args.dtype == "bfloat16" else torch.float32
+    model, tok = peft_peer.load(args.method, dtype, tuned=False, device=args.device)  # sdpa: see the docstring
+    if args.peft_shim:
+        peft_peer.generate_ready(model)  # PEFT 0.21.2 misses transformers 5.24's cache keyword (see there)
+    model.eval()
+    tok.padding_side = "left"
+    prompts = [TEMPLATE.split("{answer}")[0].format(table=t) for t in tables]
+
+    def decode(texts: list[str], new: int) -> None:
+        enc = tok(texts, return_tensors="pt", padding=True).to(args.device)
+        with torch.inference_mode():
+            out = model.generate(**enc, max_new_tokens=new, min_new_tokens=new, num_beams=args.beams,
+                                 do_sample=False, pad_token_id=tok.eos_token_id)
+        assert out.shape[1] - enc.input_ids.shape[1] == new, "PEFT decoded a different number of tokens"
+
+    decode(prompts[:2], 4)  # warm-up
+    t = now(args.device)
+    for k in range(0, len(prompts), args.batch):
+        decode(prompts[k:k + args.batch], args.max_new_tokens)
+    return now(args.device) - t
+
+
+def child(args) -> None:
+    torch.manual_seed(0)
+    tables = sources(args.sources)
+    seconds = (run_tasktune if args.one == "tasktune" else run_peft)(args, tables)
+    print("RESULT " + json.dumps({"seconds": seconds, "tokens_s": len(tables) * args.max_new_tokens / seconds,
+                                  "peak_rss_gb": peak_gb(args.device)}))
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--sources", type=int, default=16)
+    ap.add_argument("--batch", type=int, default=8, help="sources decoded together")
+    ap.add_argument("--max-new-tokens", type=int, default=64)
+    ap.add_argument("--beams-list", default="1,5", help="beam widths compared (1 = greedy)")
+    ap.add_argument("--dtype", default="bfloat16")
+    ap.add_argument("--device", default="cpu", help="cpu | cuda: the same runs on a GPU")
+    ap.add_argument("--no-write", action="store_true", help="print only (a trial run)")
+    ap.add_argument("--one", default=None)
+    ap.add_argument("--method", default="prompt")
+    ap.add_argument("--beams", type=int, default=1)
+    ap.add_argument("--peft-shim", type=int, default=1)
+    ap.add_argument("--peft-as-installed", action="store_true",
+                    help="also time PEFT's generate without the cache-keyword fix, greedy only (wrong outputs, "
+                         "second rows; its beam search grows the cache by 21 positions a step and takes >10 min)")
+    args = ap.parse_args()
+    if args.one:
+        return child(args)
+    rows, ratios = [], {}
+    for method in ("prompt", "prefix"):
+        for beams in map(int, args.beams_list.split(",")):
+            pair = {}
+            # PEFT as installed, greedy only: that shows it, and its beam 5 takes over 10 minutes
+            broken = [("peft", 0)] if args.peft_as_installed and beams == 1 else []
+            for lib, shim in [("tasktune", 1), ("peft", 1)] + broken:
+                cmd = [sys.executable, __file__, "--one", lib, "--method", method, "--beams", str(beams),
+                       "--sources", str(args.sources), "--batch", str(args.batch), "--max-new-tokens",
+                       str(args.max_new_tokens), "--dtype", args.dtype, "--device", args.device,
+                       "--peft-shim", str(shim)]
+                out = subprocess.run(cmd, capture_output=True, text=True)
+                line = [x for x in out.stdout.splitlines() if x.startswith("RESULT ")]
+                name = "tasktune" if lib == "tasktune" else \
+                    "PEFT + generate" + ("" if shim else " as installed (wrong outputs)")
+                r = {"library": name, "method": method, "beams": beams}
+                if line:
+                    r.update(json.loads(line[0][7:]))
+                    pair.setdefault(lib, r)
+                else:
+                    err = [x for x in out.stderr.strip().splitlines() if x.strip()]
+                    r["error"] = (err[-1] if err else f"exit {out.returncode}")[:160]
+                rows.append(r)
+                print(r, flush=True)
+            if len(pair) == 2:
+                key = f"{method}, {'greedy' if beams == 1 else f'beam {beams}'}"
+                ratios[f"{key}: tokens/s"] = pair["tasktune"]["tokens_s"] / pair["peft"]["tokens_s"]
+                ratios[f"{key}: peak RSS"] = pair["tasktune"]["peak_rss_gb"] / pair["peft"]["peak_rss_gb"]
+    print(ratios)
+    if args.no_write:
+        return
+    body = (f"The first {args.sources} E2E valid sources, decoded {args.batch} at a time, exactly "
+            f"{args.max_new_tokens} new tokens each (end-of-sequence barred on both sides), backbone "
+            f"{args.dtype}, 20 virtual tokens; PEFT + `generate` with sdpa attention and left padding, and "
+            "with transformers 5.24's cache keyword passed under the name PEFT 0.21.2 reads (as installed, "
+            "PEFT's generate re-injects the virtual tokens at every step: wrong outputs; "
+            "`peft_peer.generate_ready`). "
+            "tokens/s = sources x new tokens / seconds; each row its own process.\n\n"
+            "**tasktune / PEFT + generate:**\n\n" + "\n".join(f"- {k}: **{v:.2f}x**" for k, v in ratios.items())
+            + "\n\n" + table(rows, ["library", "method", "beams", "seconds", "tokens_s", "peak_rss_gb", "error"]))
+    command = (f"python benchmarks/generation_speed.py --sources {args.sources} --batch {args.batch} "
+               f"--max-new-tokens {args.max_new_tokens} --beams-list {args.beams_list} --dtype {args.dtype}"
+               + (f" --device {args.device}" if args.device != "cpu" else "")
+               + (" --peft-as-installed" if args.peft_as_installed else ""))
+    write_section("generation_speed", "Batched decoding: tasktune vs PEFT + generate (prompt and prefix tuning)",
+                  command, body, {"rows": rows, "ratios": ratios})
+
+
+if __name__ == "__main__":
+    main()
