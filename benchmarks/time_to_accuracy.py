@@ -74,26 +74,49 @@ def peft_child(args) -> None:
 
 
 def run_tasktune(args, lr: float, work: Path) -> tuple[list[dict], float]:
-    out = work / f"tasktune-{lr:g}"
     data = work / "data"
     if not data.exists():  # train + the whole dev split (the protocol evaluates on it; --dev-n: its head)
         data.mkdir()
         (data / "train.jsonl").symlink_to((args.data / "train.jsonl").resolve())
         dev = (args.data / "dev.jsonl").read_text(encoding="utf-8").splitlines(keepends=True)
         (data / "dev.jsonl").write_text("".join(dev[: args.dev_n] if args.dev_n else dev), encoding="utf-8")
+    return run_tasktune_cmd(data, work / f"tasktune-{lr:g}", TEMPLATE, ["--lr", str(lr)], args.threshold,
+                            args.max_steps, args.eval_every, args.dtype, args.device)
+
+
+def run_tasktune_cmd(data: Path, out: Path, template: str, options: list[str], threshold: float, max_steps: int,
+                     eval_every: int, dtype: str, device: str, cap: int = 0) -> tuple[list[dict], float]:
+    """One `tasktune train` run under the protocol, plus `options`; its evaluations as
+    {step, accuracy, seconds since the command started}. threshold 0: no early stop; cap: end the
+    run after its evaluation at this step (the schedule stays max_steps long)."""
     cmd = [str(Path(sys.executable).parent / "tasktune"), "train", "--data", str(data), "--output", str(out),
-           "--template", TEMPLATE, "--max-steps", str(args.max_steps), "--eval-every", str(args.eval_every),
-           "--batch-size", "16", "--max-length", "96", "--lr", str(lr), "--target-score", str(args.threshold),
-           "--dtype", args.dtype, "--device", args.device, "--quiet"]
+           "--template", template, "--max-steps", str(max_steps), "--eval-every", str(eval_every),
+           "--batch-size", "16", "--max-length", "96", "--dtype", dtype, "--device", device, "--quiet", *options]
+    if threshold:
+        cmd += ["--target-score", str(threshold)]
+    def evals() -> list[dict]:  # while running, the metrics are in the run's work folder (train/run_folder.py)
+        metrics = next((f for f in (out / "metrics.jsonl", out.parent / f".{out.name}.partial" / "metrics.jsonl")
+                        if f.is_file()), None)
+        if metrics is None:
+            return []
+        lines = [json.loads(x) for x in metrics.read_text().splitlines() if x.strip().endswith("}")]
+        return [{"step": r["step"], "accuracy": r["dev_accuracy"], "seconds": r["time"] - t0}
+                for r in lines if "dev_accuracy" in r]
+
     t0 = time.time()
-    done = subprocess.run(cmd, capture_output=True, text=True)
-    total = time.time() - t0
-    if done.returncode:
-        raise RuntimeError((done.stderr.strip().splitlines() or [f"exit {done.returncode}"])[-1])
-    lines = [json.loads(x) for x in (out / "metrics.jsonl").read_text().splitlines() if x.strip()]
-    evals = [{"step": r["step"], "accuracy": r["dev_accuracy"], "seconds": r["time"] - t0}
-             for r in lines if "dev_accuracy" in r]
-    return evals, total
+    with tempfile.TemporaryFile("w+") as err:  # a file, not a pipe: a full pipe would stall the run
+        proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=err, text=True)
+        while proc.poll() is None:
+            if cap and any(e["step"] >= cap for e in evals()):
+                proc.terminate()
+                proc.wait()
+                return evals(), time.time() - t0
+            time.sleep(1.0)
+        total = time.time() - t0
+        if proc.returncode:
+            err.seek(0)
+            raise RuntimeError((err.read().strip().splitlines() or [f"exit {proc.returncode}"])[-1])
+    return evals(), total
 
 
 def run_peft(args, method: str, lr: float) -> tuple[list[dict], float]:
