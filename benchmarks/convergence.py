@@ -47,6 +47,7 @@ CONFIGS = {  # name -> `tasktune train` options ({instruction}: the dataset's ta
     "default": [],
     "warmup2": ["--warmup-ratio", "0.02"],
     "lr1e-1-warmup2": ["--lr", "0.1", "--warmup-ratio", "0.02"],
+    "class-label": ["--init", "class-label"],
     "class-label-warmup2": ["--init", "class-label", "--warmup-ratio", "0.02"],
     "instruction-init": ["--init", "text", "--init-text", "{instruction}"],
     "instruction-init-warmup2": ["--init", "text", "--init-text", "{instruction}", "--warmup-ratio", "0.02"],
@@ -153,7 +154,9 @@ def publish(args, runs: list[dict]) -> None:
     if args.no_write:
         print(body)
         return
-    command = f"python benchmarks/convergence.py --datasets {args.datasets} --seeds {args.seeds} --cap {args.cap}"
+    command = (f"python benchmarks/convergence.py --datasets {args.datasets} --configs {args.configs} "
+               f"--seeds {args.seeds} --cap {args.cap}" + (" --extend (each run names its commit in the results file)"
+                                                           if args.extend else ""))
     write_section("convergence", "Prompt-tuning defaults that converge faster (SST-2 chooses, TREC and SUBJ confirm)",
                   command, body, {"runs": runs, "cap": args.cap}, commit=args.commit)
 
