@@ -56,6 +56,16 @@ def _agrees(module: nn.Module) -> bool:
     return ours.dtype == theirs.dtype and torch.allclose(ours, theirs, rtol=tol, atol=tol)
 
 
+def plain_rms_norms(model: nn.Module) -> int:
+    """Give the lean norms their class's own forward back (for torch.compile); returns how many."""
+    restored = 0
+    for module in model.modules():
+        if module.__dict__.get("forward") is not None and getattr(module.forward, "__func__", None) is _forward:
+            del module.forward
+            restored += 1
+    return restored
+
+
 def lean_rms_norms(model: nn.Module) -> int:
     """Give every RMSNorm whose class passes the probe the lean backward; returns how many."""
     verdict: dict[type, bool] = {}

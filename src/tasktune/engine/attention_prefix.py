@@ -17,6 +17,7 @@ cache holds real tokens only, and `model.generate` works unchanged for encoder-d
 from __future__ import annotations
 
 import sys
+import threading
 from contextlib import contextmanager
 from contextvars import ContextVar
 from dataclasses import dataclass, field
@@ -31,6 +32,10 @@ from tasktune.engine import attention_kernel as kernel
 KEYWORD = "attention_prefix"
 _REGISTERED: set[str] = set()
 _ACTIVE: ContextVar[AttentionPrefix | None] = ContextVar("tasktune_attention_prefix", default=None)
+# how many active() blocks are open in any thread: while none is, attention does not read the ContextVar,
+# which torch.compile cannot trace (a compiled forward would fall back to eager at every layer)
+_OPEN = [0]
+_OPEN_LOCK = threading.Lock()
 
 
 @dataclass
@@ -54,9 +59,13 @@ def active(prefix: AttentionPrefix | None):
     """Apply `prefix` to every attention call inside the block (for `generate`, which refuses
     model keywords it does not know)."""
     token = _ACTIVE.set(prefix)
+    with _OPEN_LOCK:
+        _OPEN[0] += 1
     try:
         yield
     finally:
+        with _OPEN_LOCK:
+            _OPEN[0] -= 1
         _ACTIVE.reset(token)
 
 
@@ -83,7 +92,9 @@ def _causal(module: nn.Module, query: torch.Tensor, kwargs: dict) -> bool:
 
 def _prefixed(base: str):
     def attention(module, query, key, value, attention_mask, **kwargs):
-        prefix: AttentionPrefix | None = kwargs.pop(KEYWORD, None) or _ACTIVE.get()
+        prefix: AttentionPrefix | None = kwargs.pop(KEYWORD, None)
+        if prefix is None and _OPEN[0]:
+            prefix = _ACTIVE.get()
         kv = prefix.take(module, key, value) if prefix is not None else None
         if kv is not None:
             pk, pv = kv

@@ -20,6 +20,7 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 from safetensors.torch import load_file
 
 from tasktune import TasktuneError
+from tasktune.backbone.compiled import compiled
 from tasktune.data.readers import Example
 from tasktune.engine.batch import micro_batches
 from tasktune.regularizers.smart import Smart, SmartConfig
@@ -103,7 +104,8 @@ def train(task, train_set: list[Example], dev_set: list[Example], cfg: TrainConf
         wrapped.train()
 
     losses: list[float] = []
-    with checkpointing(task, cfg.gradient_checkpointing), _progress(quiet or not accelerator.is_main_process) as bar:
+    with (checkpointing(task, cfg.gradient_checkpointing), compiled(task.backbone.model, cfg.compile),
+          _progress(quiet or not accelerator.is_main_process) as bar):
         job = bar.add_task("train", total=cfg.max_steps, completed=progress["step"], info="")
         wrapped.train()
         while progress["step"] < cfg.max_steps:

@@ -1,0 +1,64 @@
+"""torch.compile for the frozen backbone, with a compile cache kept across runs.
+
+A prompt-tuning step on a small model is mostly not matrix multiplication: tens of thousands of
+small elementwise ops and the autograd engine between them. Compiling the base model's forward
+(inductor, dynamic shapes) fuses those chains and compiles the backward as one graph: on the
+embedded SmolLM2 on an AMX Xeon a bf16 step goes from 0.79 to 0.54 s (docs/BENCHMARKS.md,
+"torch.compile on the training step"). The price is the compile itself, paid per process: a few
+minutes the first time on a machine, ~20 s once inductor's FX-graph and AOTAutograd caches hold
+this model's graphs. So the caches live in tasktune's cache folder (not /tmp) and compiling is a
+choice (`--compile`), worth it for runs of more than about a hundred steps.
+
+While compiled, RMSNorms run the model's own forward: tasktune's lean norm is a custom autograd
+Function, which the AOTAutograd cache refuses to store (every run would recompile from scratch),
+and inductor's partitioner already decides what the backward keeps.
+"""
+
+from __future__ import annotations
+
+import os
+from contextlib import contextmanager
+
+import torch
+from torch import nn
+
+from tasktune import TasktuneError
+from tasktune.backbone.lean_norm import lean_rms_norms, plain_rms_norms
+
+
+def compile_cache_dir() -> str:
+    """Where inductor keeps compiled graphs: TORCHINDUCTOR_CACHE_DIR if set, else tasktune's cache."""
+    from tasktune.backbone.gguf_cache import cache_root
+
+    return os.environ.get("TORCHINDUCTOR_CACHE_DIR") or str(cache_root() / "inductor")
+
+
+@contextmanager
+def compiled(model: nn.Module, enabled: bool = True, inference: bool = False):
+    """Run the block with `model.base_model.forward` compiled; the eager forward and the lean norms
+    come back afterwards (the backbone is shared with other tasks and with serving).
+
+    Only forwards under autograd run compiled unless `inference`: the no-grad graphs of evaluation
+    (the prompt's KV run alone, then batches reading it) took about a minute to compile even with a
+    warm cache, for 1.2x on an evaluation (docs/BENCHMARKS.md), so by default they stay eager."""
+    if not enabled:
+        yield
+        return
+    base = model.base_model
+    if "forward" in base.__dict__:
+        raise TasktuneError(f"{type(base).__name__}.forward is already replaced (compiled twice?)")
+    os.environ.setdefault("TORCHINDUCTOR_CACHE_DIR", compile_cache_dir())
+    lean = plain_rms_norms(model)
+    eager = base.forward
+    fast = torch.compile(eager, dynamic=True)
+
+    def forward(*args, **kwargs):
+        return fast(*args, **kwargs) if inference or torch.is_grad_enabled() else eager(*args, **kwargs)
+
+    base.forward = forward
+    try:
+        yield
+    finally:
+        del base.forward
+        if lean:
+            lean_rms_norms(model)
