@@ -24,12 +24,13 @@ import shutil
 import statistics
 import sys
 import tempfile
+from collections import Counter
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from time_to_accuracy import run_tasktune_cmd  # noqa: E402
 
-from report import ROOT, table, write_section  # noqa: E402
+from report import ROOT, machine, table, write_section  # noqa: E402
 
 SHARED = ROOT.parent / "shared" / "data"
 
@@ -76,7 +77,7 @@ def one_run(args, dataset: str, config: str, seed: int, work: Path) -> dict:
     template, threshold = DATASETS[dataset]
     opts = [o.replace("{instruction}", INSTRUCTIONS[dataset]) for o in CONFIGS[config]] + ["--seed", str(seed)]
     row = {"dataset": dataset, "config": config, "options": opts, "seed": seed, "threshold": threshold,
-           "commit": args.commit}
+           "commit": args.commit, "machine": machine()}
     try:
         curve, total = run_tasktune_cmd(prepare(dataset, work), work / f"{dataset}-{config}-{seed}", template,
                                         opts, threshold, args.max_steps, args.eval_every, args.dtype, args.device,
@@ -128,7 +129,9 @@ def main() -> None:
 
     args.commit = git_commit()
     path = ROOT / "docs" / "results" / "convergence.json"
-    runs = json.loads(path.read_text())["runs"] if args.extend and path.is_file() else []
+    earlier = json.loads(path.read_text()) if args.extend and path.is_file() else {"runs": []}
+    # runs from before each run named its machine ran on the one the file names
+    runs = [{"machine": earlier.get("machine", "unrecorded"), **r} for r in earlier["runs"]]
     done = {(r["dataset"], r["config"], r["seed"]) for r in runs if "curve" in r}
     plan = [(d, c, int(s)) for d in args.datasets.split(",") for c in args.configs.split(",")
             for s in args.seeds.split(",") if (d, c, int(s)) not in done]
@@ -151,6 +154,9 @@ def publish(args, runs: list[dict]) -> None:
             f"every {args.eval_every} steps; SST-2 stops at 0.88 on its whole dev split (the time-to-accuracy "
             f"threshold), TREC and SUBJ run to step {args.cap} on 500 examples held out of their train split. "
             f"Accuracy in percent, mean over seeds.\n\n{configs}\n\n" + table(summary(runs), cols))
+    machines = Counter(r["machine"] for r in runs)
+    if len(machines) > 1:  # steps and accuracies compare across machines; seconds would not (none are shown)
+        body += "\n\nRuns by machine: " + "; ".join(f"{m}: {n}" for m, n in machines.items()) + "."
     if args.no_write:
         print(body)
         return
