@@ -11,7 +11,7 @@ import torch
 
 from tasktune import TasktuneError
 from tasktune.backbone.compiled import compiled
-from tasktune.backbone.lean_norm import _forward as lean_forward
+from tasktune.backbone.lean_norm import is_lean
 from tasktune.build import build_task
 from tasktune.methods import PromptTuningConfig
 from tasktune.train import TrainConfig, train
@@ -22,7 +22,7 @@ from conftest import save_tiny, tiny_backbone, toy_rows, write_jsonl
 
 
 def lean_norms(model) -> int:
-    return sum(getattr(m.__dict__.get("forward"), "__func__", None) is lean_forward for m in model.modules())
+    return sum(is_lean(m) for m in model.modules())
 
 
 @pytest.fixture(scope="module")

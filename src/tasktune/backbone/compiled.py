@@ -3,9 +3,9 @@
 A prompt-tuning step on a small model is mostly not matrix multiplication: tens of thousands of
 small elementwise ops and the autograd engine between them. Compiling the base model's forward
 (inductor, dynamic shapes) fuses those chains and compiles the backward as one graph: on the
-embedded SmolLM2 on an AMX Xeon a bf16 step goes from 0.79 to 0.54 s (docs/BENCHMARKS.md,
-"torch.compile on the training step"). The price is the compile itself, paid per process: a few
-minutes the first time on a machine, ~20 s once inductor's FX-graph and AOTAutograd caches hold
+embedded SmolLM2 on an AMX Xeon a bf16 prompt-tuning step goes from 0.79 to 0.52 s
+(docs/BENCHMARKS.md, "torch.compile"). The price is the compile itself, paid per process: a few
+minutes the first time on a machine, 20-55 s once inductor's FX-graph and AOTAutograd caches hold
 this model's graphs. So the caches live in tasktune's cache folder (not /tmp) and compiling is a
 choice (`--compile`), worth it for runs of more than about a hundred steps.
 
@@ -27,10 +27,10 @@ from tasktune.backbone.lean_norm import lean_rms_norms, plain_rms_norms
 
 
 def compile_cache_dir() -> str:
-    """Where inductor keeps compiled graphs: TORCHINDUCTOR_CACHE_DIR if set, else tasktune's cache."""
+    """tasktune's folder for inductor's compiled graphs (TORCHINDUCTOR_CACHE_DIR, when set, wins)."""
     from tasktune.backbone.gguf_cache import cache_root
 
-    return os.environ.get("TORCHINDUCTOR_CACHE_DIR") or str(cache_root() / "inductor")
+    return str(cache_root() / "inductor")
 
 
 @contextmanager
@@ -39,8 +39,8 @@ def compiled(model: nn.Module, enabled: bool = True, inference: bool = False):
     come back afterwards (the backbone is shared with other tasks and with serving).
 
     Only forwards under autograd run compiled unless `inference`: the no-grad graphs of evaluation
-    (the prompt's KV run alone, then batches reading it) took about a minute to compile even with a
-    warm cache, for 1.2x on an evaluation (docs/BENCHMARKS.md), so by default they stay eager."""
+    (the prompt's KV run alone, then batches reading it) took 34-38 s to compile even with a warm
+    cache, for 1.14-1.25x on an evaluation (docs/BENCHMARKS.md), so by default they stay eager."""
     if not enabled:
         yield
         return

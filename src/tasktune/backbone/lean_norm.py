@@ -56,14 +56,17 @@ def _agrees(module: nn.Module) -> bool:
     return ours.dtype == theirs.dtype and torch.allclose(ours, theirs, rtol=tol, atol=tol)
 
 
+def is_lean(module: nn.Module) -> bool:
+    """Whether `module` runs the lean forward (bound on the instance by lean_rms_norms)."""
+    return getattr(module.__dict__.get("forward"), "__func__", None) is _forward
+
+
 def plain_rms_norms(model: nn.Module) -> int:
     """Give the lean norms their class's own forward back (for torch.compile); returns how many."""
-    restored = 0
-    for module in model.modules():
-        if module.__dict__.get("forward") is not None and getattr(module.forward, "__func__", None) is _forward:
-            del module.forward
-            restored += 1
-    return restored
+    lean = [m for m in model.modules() if is_lean(m)]
+    for module in lean:
+        del module.forward
+    return len(lean)
 
 
 def lean_rms_norms(model: nn.Module) -> int:

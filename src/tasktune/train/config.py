@@ -49,7 +49,7 @@ class TrainConfig:
     compile: bool = False
     """torch.compile the backbone for this run (inductor, dynamic shapes; the compile cache is kept in
     tasktune's cache folder): a faster step after a one-off compile (minutes the first time on a
-    machine, ~20 s once cached), so worth it for runs of more than about a hundred steps."""
+    machine, 20-55 s once cached), so worth it for runs of more than about a hundred steps."""
     dev_size: int = ranged(200, min=0)
     """When the data has no dev split, hold out this many training examples (seeded)."""
 
