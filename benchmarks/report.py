@@ -17,9 +17,9 @@ RESULTS = ROOT / "docs" / "results"
 def machine() -> str:
     import transformers
 
-    from tasktune.provenance import cpu_name
+    from tasktune.provenance import allocator, cpu_name
 
-    return (f"{cpu_name()}, {torch.get_num_threads()} threads, torch {torch.__version__}, "
+    return (f"{cpu_name()}, {torch.get_num_threads()} threads, {allocator()}, torch {torch.__version__}, "
             f"transformers {transformers.__version__}, {datetime.date.today().isoformat()}")
 
 

@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import shutil
 import subprocess
 import sys
@@ -105,7 +106,10 @@ def run_tasktune_cmd(data: Path, out: Path, template: str, options: list[str], t
 
     t0 = time.time()
     with tempfile.TemporaryFile("w+") as err:  # a file, not a pipe: a full pipe would stall the run
-        proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=err, text=True)
+        # the allocator this benchmark runs on, as PEFT's child does: no tcmalloc of the launcher's own
+        # (run the whole benchmark under LD_PRELOAD to give both sides one)
+        env = {**os.environ, "TASKTUNE_MALLOC": "system"}
+        proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=err, text=True, env=env)
         while proc.poll() is None:
             if cap and any(e["step"] >= cap for e in evals()):
                 proc.terminate()

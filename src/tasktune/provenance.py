@@ -44,8 +44,22 @@ def cpu_name() -> str:
     return f"{name} ({isa})" if isa else name
 
 
+def allocator() -> str:
+    """The malloc this process runs on: a preloaded tcmalloc or jemalloc (cli/launch.py), else glibc's.
+
+    It moves the step 12-16% on an AMX Xeon, so a figure names it."""
+    try:
+        maps = Path("/proc/self/maps").read_text()
+    except OSError:
+        return "system malloc"
+    for name in ("tcmalloc", "jemalloc"):
+        if f"lib{name}" in maps:
+            return name
+    return "glibc malloc"
+
+
 def machine() -> str:
-    return f"{cpu_name()}, {os.cpu_count()} cores"
+    return f"{cpu_name()}, {os.cpu_count()} cores, {allocator()}"
 
 
 # What a run writes into the tree, and prose: changes there do not change what code made a number,

@@ -1,3 +1,3 @@
-from tasktune.cli.app import main
+from tasktune.cli.launch import main
 
 main()
