@@ -14,15 +14,14 @@ comparison between libraries stays like for like.
 from __future__ import annotations
 
 import argparse
-import json
+import os
 import statistics
-import subprocess
 import sys
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from report import table, write_section  # noqa: E402
+from report import child_result, table, write_section  # noqa: E402
 
 HERE = Path(__file__).resolve().parent
 RUNS = {  # label: the child's command line (after the interpreter)
@@ -37,16 +36,10 @@ RUNS = {  # label: the child's command line (after the interpreter)
 
 
 def run(args: list[str], preload: str) -> dict:
-    import os
-
     env = {k: v for k, v in os.environ.items() if k not in ("LD_PRELOAD", "TASKTUNE_MALLOC_PRELOADED")}
     if preload:
         env["LD_PRELOAD"] = preload
-    proc = subprocess.run([sys.executable, *args], capture_output=True, text=True, env=env)
-    line = [x for x in proc.stdout.splitlines() if x.startswith("RESULT ")]
-    if not line:
-        raise SystemExit(proc.stderr[-2000:])
-    return json.loads(line[0][7:])
+    return child_result([sys.executable, *args], env)
 
 
 def main() -> None:

@@ -25,7 +25,6 @@ import argparse
 import json
 import os
 import statistics
-import subprocess
 import sys
 import tempfile
 from pathlib import Path
@@ -38,7 +37,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from speed_vs_peft import LR, batches, harness_task, nonembedding_params, train_steps  # noqa: E402
 
-from report import machine  # noqa: E402
+from report import child_result, machine  # noqa: E402
 
 STEPS = 12
 EVAL_N = 128
@@ -95,11 +94,7 @@ def child(args) -> None:
 def run_child(method: str, mode: str, cache: str, grad_out: Path) -> dict:
     cmd = [sys.executable, __file__, "--method", method, "--mode", mode, "--steps", str(STEPS), "--cache", cache,
            "--grad-out", str(grad_out)]
-    proc = subprocess.run(cmd, capture_output=True, text=True)
-    line = [x for x in proc.stdout.splitlines() if x.startswith("RESULT ")]
-    if not line:
-        raise SystemExit(proc.stderr[-2000:])
-    return json.loads(line[0][7:])
+    return child_result(cmd)
 
 
 def step_rows(method: str, peak: float, work: Path, commit: str) -> list[dict]:

@@ -23,6 +23,17 @@ def machine() -> str:
             f"transformers {transformers.__version__}, {datetime.date.today().isoformat()}")
 
 
+def child_result(cmd: list[str], env: dict | None = None) -> dict:
+    """Run a benchmark child process and read its `RESULT {json}` line; exit with its error if it has none."""
+    import subprocess
+
+    proc = subprocess.run(cmd, capture_output=True, text=True, env=env)
+    line = [x for x in proc.stdout.splitlines() if x.startswith("RESULT ")]
+    if not line:
+        raise SystemExit(proc.stderr[-2000:])
+    return json.loads(line[0][7:])
+
+
 def write_section(name: str, title: str, command: str, body: str, data: dict | list | None = None,
                   commit: str | None = None) -> None:
     """Replace (or append) the section `name` of docs/BENCHMARKS.md; raw numbers go to docs/results.

@@ -2,7 +2,7 @@
 
 glibc's malloc gives the large activation buffers of a step back to the kernel and faults fresh
 pages in for the next (~860 page faults a GEMM call in the later layers, measured on an AMX Xeon).
-tcmalloc keeps them: on that machine the training step ran 12-16% faster and evaluation 10-15%
+tcmalloc keeps them: on that machine the training step ran 1.14-1.21x as fast and evaluation 1.08-1.13x
 (docs/BENCHMARKS.md, "The allocator"). An allocator has to be in the process before it starts
 (LD_PRELOAD), so the launcher re-executes the command once with it, before anything heavy loads.
 
