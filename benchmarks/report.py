@@ -35,14 +35,16 @@ def child_result(cmd: list[str], env: dict | None = None) -> dict:
 
 
 def write_section(name: str, title: str, command: str, body: str, data: dict | list | None = None,
-                  commit: str | None = None) -> None:
+                  commit: str | None = None, ran_on: str | None = None) -> None:
     """Replace (or append) the section `name` of docs/BENCHMARKS.md; raw numbers go to docs/results.
 
     `commit`: the checkout the numbers ran on, read when the run started (a benchmark that publishes
-    as it goes dirties the tree itself); by default read now."""
+    as it goes dirties the tree itself); by default read now. `ran_on`: the machine line of numbers
+    kept from an earlier run (by default this machine, now)."""
+    where = ran_on or machine()
     DOC.parent.mkdir(parents=True, exist_ok=True)
     text = DOC.read_text() if DOC.exists() else "# Benchmarks\n\nEvery figure names the command that reproduces it.\n"
-    section = (f"<!-- {name}:start -->\n## {title}\n\nCommand: `{command}`  \nMachine: {machine()}\n\n"
+    section = (f"<!-- {name}:start -->\n## {title}\n\nCommand: `{command}`  \nMachine: {where}\n\n"
                f"{body.strip()}\n<!-- {name}:end -->")
     pattern = re.compile(rf"<!-- {name}:start -->.*?<!-- {name}:end -->", re.S)
     text = pattern.sub(lambda _: section, text) if pattern.search(text) else text.rstrip() + "\n\n" + section + "\n"
@@ -51,7 +53,7 @@ def write_section(name: str, title: str, command: str, body: str, data: dict | l
         if isinstance(data, dict):  # the results file names its provenance too (rendered sections read it)
             from tasktune.provenance import git_commit
 
-            data = {**data, "command": command, "commit": commit or git_commit(), "machine": machine()}
+            data = {**data, "command": command, "commit": commit or git_commit(), "machine": where}
         RESULTS.mkdir(parents=True, exist_ok=True)
         (RESULTS / f"{name}.json").write_text(json.dumps(data, indent=1, default=float) + "\n")
 

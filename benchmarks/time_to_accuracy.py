@@ -74,15 +74,20 @@ def peft_child(args) -> None:
                 return
 
 
-def run_tasktune(args, lr: float, work: Path) -> tuple[list[dict], float]:
+def tasktune_data(args, work: Path) -> Path:
+    """train + the whole dev split (the protocol evaluates on it; --dev-n: its head)."""
     data = work / "data"
-    if not data.exists():  # train + the whole dev split (the protocol evaluates on it; --dev-n: its head)
+    if not data.exists():
         data.mkdir()
         (data / "train.jsonl").symlink_to((args.data / "train.jsonl").resolve())
         dev = (args.data / "dev.jsonl").read_text(encoding="utf-8").splitlines(keepends=True)
         (data / "dev.jsonl").write_text("".join(dev[: args.dev_n] if args.dev_n else dev), encoding="utf-8")
-    return run_tasktune_cmd(data, work / f"tasktune-{lr:g}", TEMPLATE, ["--lr", str(lr)], args.threshold,
-                            args.max_steps, args.eval_every, args.dtype, args.device)
+    return data
+
+
+def run_tasktune(args, lr: float, work: Path) -> tuple[list[dict], float]:
+    return run_tasktune_cmd(tasktune_data(args, work), work / f"tasktune-{lr:g}", TEMPLATE, ["--lr", str(lr)],
+                            args.threshold, args.max_steps, args.eval_every, args.dtype, args.device)
 
 
 def run_tasktune_cmd(data: Path, out: Path, template: str, options: list[str], threshold: float, max_steps: int,
@@ -121,6 +126,23 @@ def run_tasktune_cmd(data: Path, out: Path, template: str, options: list[str], t
             err.seek(0)
             raise RuntimeError((err.read().strip().splitlines() or [f"exit {proc.returncode}"])[-1])
     return evals(), total
+
+
+def measure_baselines(args, work: Path) -> dict:
+    """The trivial rows on the same dev set: the template with no training (`tasktune zero-shot`,
+    the embedded model at the benchmark's dtype) and the most common dev label."""
+    data = tasktune_data(args, work)
+    cmd = [str(Path(sys.executable).parent / "tasktune"), "zero-shot", "--data", str(data), "--template", TEMPLATE,
+           "--max-length", "96", "--dtype", args.dtype, "--device", args.device, "--json"]
+    t0 = time.time()
+    done = subprocess.run(cmd, capture_output=True, text=True, env={**os.environ, "TASKTUNE_MALLOC": "system"})
+    if done.returncode:
+        raise SystemExit("zero-shot baseline: " + (done.stderr.strip().splitlines() or [f"exit {done.returncode}"])[-1])
+    metrics = json.loads(done.stdout.strip().splitlines()[-1])
+    from report import machine
+
+    return {"zero_shot_accuracy": metrics["accuracy"], "majority_baseline": metrics["majority_baseline"],
+            "n": metrics["n"], "zero_shot_seconds": time.time() - t0, "commit": args.commit, "machine": machine()}
 
 
 def run_peft(args, method: str, lr: float) -> tuple[list[dict], float]:
@@ -171,6 +193,9 @@ def main() -> None:
     ap.add_argument("--no-write", action="store_true", help="print, write no docs or results (trials)")
     ap.add_argument("--extend", action="store_true",
                     help="keep the runs of docs/results/time_to_accuracy.json (same protocol) and add these")
+    ap.add_argument("--baselines-only", action="store_true",
+                    help="keep the published runs (same protocol) and measure again only the zero-shot and "
+                    "majority rows")
     ap.add_argument("--one", default=None, help=argparse.SUPPRESS)
     ap.add_argument("--lr", type=float, default=0.0, help=argparse.SUPPRESS)
     args = ap.parse_args()
@@ -184,13 +209,17 @@ def main() -> None:
     from tasktune.provenance import git_commit
 
     args.commit = git_commit()
-    runs = earlier_runs(args) if args.extend else []
-    plan = [(m, lr) for m, lr in plan if not any(r["method"] == m and r["lr"] == lr for r in runs)]
+    runs = earlier_runs(args) if args.extend or args.baselines_only else []
+    plan = [] if args.baselines_only else \
+        [(m, lr) for m, lr in plan if not any(r["method"] == m and r["lr"] == lr for r in runs)]
     planned = len(runs) + len(plan)
     work = Path(tempfile.mkdtemp(prefix="tta-"))
     try:
+        args.baselines = measure_baselines(args, work)
+        print(args.baselines, flush=True)
+        publish(args, runs, planned)
         for method, lr in plan:
-            row = {"method": method, "lr": lr, "commit": args.commit}
+            row = {"method": method, "lr": lr, "commit": args.commit, "machine": args.baselines["machine"]}
             try:
                 if method.startswith("tasktune"):
                     curve, total = run_tasktune(args, lr, work)
@@ -222,7 +251,8 @@ def earlier_runs(args) -> list[dict]:
     differs = [k for k in PROTOCOL_KEYS if old.get(k) != getattr(args, k)]
     if differs:
         sys.exit(f"--extend: {path} ran under another protocol ({', '.join(differs)} differ)")
-    return [{**r, "commit": r.get("commit", data.get("commit"))} for r in data["runs"]]
+    return [{**r, "commit": r.get("commit", data.get("commit")), "machine": r.get("machine", data.get("machine"))}
+            for r in data["runs"]]
 
 
 def publish(args, runs: list[dict], planned: int) -> None:
@@ -249,10 +279,20 @@ def publish(args, runs: list[dict], planned: int) -> None:
             f"{fastest_peer['lr']:g}: {fastest_peer['seconds_to_threshold']:.0f} s)." if ratio else
             "No ratio: a side never reached the threshold (its rows give the lower bounds).")
     done = "" if len(runs) == planned else f"**Partial: {len(runs)} of {planned} planned runs finished.** "
+    b = args.baselines
+    trivial = (f"Trivial baselines on the same {b['n']} dev sentences: the most common label "
+               f"{b['majority_baseline']:.3f}, the template with no training (`tasktune zero-shot`) "
+               f"{b['zero_shot_accuracy']:.3f}")
+    machines = list(dict.fromkeys(r["machine"] for r in runs if r.get("machine")))
+    ran_on = machines[0] if len(machines) == 1 else None  # runs kept from an earlier session name where they ran
+    trivial += (f" (commit {b['commit']}; measured on {b['machine']})." if ran_on and ran_on != b["machine"]
+                else f" (commit {b['commit']}).")
+    if len(machines) > 1:
+        trivial += " The runs ran on: " + "; ".join(machines) + "."
     body = (f"{done}Threshold {args.threshold:.2f} on the "
             f"{'whole' if not args.dev_n else f'first {args.dev_n} rows of'} "
             f"SST-2 dev, evaluations every {args.eval_every} steps counted, a {args.max_steps}-step schedule; "
-            f"device {args.device}, backbone dtype {args.dtype}.\n\n{lead}\n\n"
+            f"device {args.device}, backbone dtype {args.dtype}.\n\n{lead} {trivial}\n\n"
             + table(rows, ["method", "lr", "seconds to threshold", "step", "best dev accuracy", "error"])
             + "\n\n![dev accuracy against wall seconds](img/time_to_accuracy.png)")
     if args.no_write:
@@ -269,9 +309,9 @@ def publish(args, runs: list[dict], planned: int) -> None:
                  "peft_lora_lrs")))
     write_section("time_to_accuracy", "Time to accuracy: tasktune vs PEFT (SST-2, embedded SmolLM2-135M)", command,
                   body, {"runs": runs, "ratio_fastest_peer_over_tasktune": ratio, "threshold": args.threshold,
-                         "planned_runs": planned,
+                         "planned_runs": planned, "baselines": args.baselines,
                          "protocol": {k: getattr(args, k) for k in PROTOCOL_KEYS}},
-                  commit=", ".join(dict.fromkeys(r.get("commit", args.commit) for r in runs)))
+                  commit=", ".join(dict.fromkeys(r.get("commit", args.commit) for r in runs)), ran_on=ran_on)
 
 
 if __name__ == "__main__":

@@ -25,6 +25,18 @@ def test_time_to_accuracy_shows_each_methods_fastest_rate_and_the_lower_bound_of
     assert "**2.5x**" in text and "Partial: 5 of 5" not in text and "commit abc1234" in text
 
 
+def test_time_to_accuracy_carries_the_trivial_rows_and_a_zero_shot_above_the_threshold_counts():
+    base = {"threshold": 0.88, "ratio_fastest_peer_over_tasktune": None, "planned_runs": 1,
+            "runs": [_run("tasktune prompt tuning", 0.03, 100.0, 150)]}
+    trivial = {"zero_shot_accuracy": 0.612, "majority_baseline": 0.509, "zero_shot_seconds": 21.0, "n": 872}
+    text = RESULT_RENDERERS["time_to_accuracy"]({**base, "baselines": trivial})
+    assert "| zero-shot template (no training) | never (dev accuracy 0.612) | 0 | | |" in text
+    assert "| most common label | never (dev accuracy 0.509) | 0 | | |" in text
+    text = RESULT_RENDERERS["time_to_accuracy"]({**base, "baselines": {**trivial, "zero_shot_accuracy": 0.9}})
+    assert "| zero-shot template (no training) | 21 (dev accuracy 0.900) |" in text
+    assert "most common label" not in RESULT_RENDERERS["time_to_accuracy"](base)
+
+
 def test_a_partial_time_to_accuracy_run_says_so():
     data = {"threshold": 0.88, "ratio_fastest_peer_over_tasktune": None, "planned_runs": 9,
             "runs": [_run("tasktune prompt tuning", 0.03, 100.0, 150)]}
