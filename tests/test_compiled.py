@@ -11,6 +11,7 @@ import torch
 
 from tasktune import TasktuneError
 from tasktune.backbone.compiled import compiled
+from tasktune.backbone.fused_projections import is_fused
 from tasktune.backbone.lean_norm import is_lean
 from tasktune.build import build_task
 from tasktune.methods import PromptTuningConfig
@@ -53,9 +54,12 @@ def test_the_backbone_is_eager_again_after_a_compiled_run(trained):
     model = task.backbone.model
     assert norms > 0 and lean_norms(model) == norms  # the lean RMSNorms are back
     assert "forward" not in model.base_model.__dict__  # the class's own forward, not the compiled one
-    with compiled(model):
+    fused = sum(is_fused(m) for m in model.modules())
+    assert fused == 2 * 3  # 2 layers x q, k, v: the eager backbone runs fused q/k/v
+    with compiled(model):  # the model's own graph is what inductor compiles (and caches)
         assert lean_norms(model) == 0 and "forward" in model.base_model.__dict__
-    assert lean_norms(model) == norms
+        assert not any(is_fused(m) for m in model.modules())
+    assert lean_norms(model) == norms and sum(is_fused(m) for m in model.modules()) == fused
 
 
 def tiny_prompt():

@@ -11,7 +11,9 @@ choice (`--compile`), worth it for runs of more than about a hundred steps.
 
 While compiled, RMSNorms run the model's own forward: tasktune's lean norm is a custom autograd
 Function, which the AOTAutograd cache refuses to store (every run would recompile from scratch),
-and inductor's partitioner already decides what the backward keeps.
+and inductor's partitioner already decides what the backward keeps. The fused q/k/v and gate/up
+matmuls (fused_projections.py) step aside too: the graph compiled is the model's own, so the
+compile caches measured stay valid.
 """
 
 from __future__ import annotations
@@ -23,6 +25,7 @@ import torch
 from torch import nn
 
 from tasktune import TasktuneError
+from tasktune.backbone.fused_projections import fuse_projections, unfuse_projections
 from tasktune.backbone.lean_norm import lean_rms_norms, plain_rms_norms
 
 
@@ -49,6 +52,7 @@ def compiled(model: nn.Module, enabled: bool = True, inference: bool = False):
         raise TasktuneError(f"{type(base).__name__}.forward is already replaced (compiled twice?)")
     os.environ.setdefault("TORCHINDUCTOR_CACHE_DIR", compile_cache_dir())
     lean = plain_rms_norms(model)
+    fused = unfuse_projections(model)
     eager = base.forward
     fast = torch.compile(eager, dynamic=True)
 
@@ -62,3 +66,5 @@ def compiled(model: nn.Module, enabled: bool = True, inference: bool = False):
         del base.forward
         if lean:
             lean_rms_norms(model)
+        if fused:
+            fuse_projections(model)

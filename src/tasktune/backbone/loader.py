@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+import os
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -13,6 +14,7 @@ from tasktune import TasktuneError
 from tasktune.backbone.aliases import ALIASES, resolve_alias
 from tasktune.backbone.dtype import default_device, resolve_dtype
 from tasktune.backbone.family import FAMILIES, auto_class, detect_family
+from tasktune.backbone.fused_projections import fuse_projections
 from tasktune.backbone.lean_norm import lean_rms_norms
 
 
@@ -36,6 +38,8 @@ class Backbone:
         if not self.fingerprint:
             self.fingerprint = weight_fingerprint(self.model)
         lean_rms_norms(self.model)
+        if os.environ.get("TASKTUNE_FUSE", "1") != "0":  # 0: the model's own q/k/v matmuls (A/B trials)
+            fuse_projections(self.model)
         if getattr(self.model.config, "_attn_implementation", None) == "sdpa":
             # every sdpa call goes through tasktune's wrapper (engine/attention_kernel.py says why)
             from tasktune.engine import attention_prefix

@@ -1,0 +1,154 @@
+"""One matmul where a frozen attention layer runs three on the same input: q, k and v.
+
+A Llama-style attention multiplies the same hidden states by q_proj, k_proj and v_proj: on
+SmolLM2 a [576, 576] and two [576, 192] GEMMs forward, three more in the backward to the input
+and the adds that sum their gradients. Where small shapes run far below the GEMM peak (AMX),
+one [576, 960] matmul does the same work faster: 1.4-2x for these matmuls alone on an AMX Xeon
+at 256-1,024 tokens (docs/BENCHMARKS.md, "Fused q/k/v").
+
+`fuse_projections` copies each layer's three weights once into one contiguous block and makes
+them views of it, so the model holds no second copy and an in-place update of a view (a
+checkpoint loaded into the backbone) is seen by the fused matmul. The attention forward stays the
+model's own: q_proj computes q, k and v in one matmul and hands k and v to k_proj and v_proj when
+they are called next with the same tensor (any other input is computed on its own). A layer falls
+back to its separate matmuls while a weight requires grad (fine-tuning: the block is no leaf to
+train) or no longer lives in the block (moved, cast or replaced), so the fused path is never
+wrong, only sometimes not taken.
+
+Gate and up of the MLP share an input too, but fusing them measured slower on the AMX Xeon (the
+[3072, 576] backward runs below two [1536, 576] ones), so they stay apart. Only decoder-only
+models are fused (an encoder-decoder's cross-attention feeds k and v another input), and a model
+keeps its fusion only if its logits on a probe input match the unfused model's.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from types import MethodType
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+ATTENTION = ("q_proj", "k_proj", "v_proj")
+
+
+@dataclass(eq=False)
+class FusedGroup:
+    """The block a layer's q/k/v weights are views of, and the views' addresses when fused."""
+
+    linears: list[nn.Linear]
+    weight: torch.Tensor
+    bias: torch.Tensor | None
+    sizes: list[int]
+    pointers: list[int] = field(default_factory=list)
+    pending: tuple | None = None  # (input, outputs not yet handed out), attention only
+
+    def usable(self) -> bool:
+        return all(not lin.weight.requires_grad and lin.weight.data_ptr() == p
+                   for lin, p in zip(self.linears, self.pointers, strict=True))
+
+    def run(self, x: torch.Tensor) -> tuple[torch.Tensor, ...]:
+        return F.linear(x, self.weight, self.bias).split(self.sizes, -1)
+
+
+def _group(linears: list[nn.Linear]) -> FusedGroup | None:
+    first = linears[0]
+    if not all(type(lin) is nn.Linear and lin.in_features == first.in_features for lin in linears):
+        return None
+    w = first.weight
+    if any(lin.weight.dtype != w.dtype or lin.weight.device != w.device for lin in linears):
+        return None
+    biased = [lin.bias is not None for lin in linears]
+    if any(biased) != all(biased):
+        return None
+    weight = torch.cat([lin.weight.detach() for lin in linears])
+    bias = torch.cat([lin.bias.detach() for lin in linears]) if all(biased) else None
+    sizes = [lin.out_features for lin in linears]
+    group = FusedGroup(linears, weight, bias, sizes)
+    start = 0
+    for lin, n in zip(linears, sizes, strict=True):
+        lin.weight = nn.Parameter(weight[start:start + n], requires_grad=lin.weight.requires_grad)
+        if bias is not None:
+            lin.bias = nn.Parameter(bias[start:start + n], requires_grad=lin.bias.requires_grad)
+        start += n
+    group.pointers = [lin.weight.data_ptr() for lin in linears]
+    return group
+
+
+def _first_forward(self: nn.Linear, x: torch.Tensor) -> torch.Tensor:
+    group: FusedGroup = self._tasktune_fused
+    if not group.usable():
+        group.pending = None
+        return F.linear(x, self.weight, self.bias)
+    q, *rest = group.run(x)
+    group.pending = (x, rest)
+    return q
+
+
+def _next_forward(self: nn.Linear, x: torch.Tensor) -> torch.Tensor:
+    group: FusedGroup = self._tasktune_fused
+    index = group.linears.index(self) - 1
+    pending = group.pending
+    if pending is not None and pending[0] is x and pending[1][index] is not None:
+        out = pending[1][index]
+        rest = list(pending[1])
+        rest[index] = None
+        group.pending = None if all(r is None for r in rest) else (x, rest)  # hand each out once
+        return out
+    return F.linear(x, self.weight, self.bias)
+
+
+def is_fused(module: nn.Module) -> bool:
+    return "_tasktune_fused" in module.__dict__
+
+
+def _fuse_module(module: nn.Module) -> int:
+    children = dict(module.named_children())
+    if all(n in children for n in (*ATTENTION, "o_proj")):
+        group = _group([children[n] for n in ATTENTION])
+        if group is None:
+            return 0
+        for i, lin in enumerate(group.linears):
+            lin.__dict__["_tasktune_fused"] = group  # a plain attribute: no state_dict entry, no .to()
+            lin.forward = MethodType(_first_forward if i == 0 else _next_forward, lin)
+        return 1
+    return 0
+
+
+def unfuse_projections(model: nn.Module) -> int:
+    """The modules' own forwards back (the weights stay views of the blocks); returns how many layers."""
+    groups = set()
+    for module in model.modules():
+        if is_fused(module):
+            groups.add(id(module.__dict__.pop("_tasktune_fused")))
+            del module.forward
+    return len(groups)
+
+
+@torch.no_grad()
+def _probe_logits(model: nn.Module) -> torch.Tensor:
+    ids = torch.arange(3, 11, device=model.get_input_embeddings().weight.device).view(2, 4)
+    return model(input_ids=ids).logits.float()
+
+
+def fuse_projections(model: nn.Module) -> int:
+    """Fuse every attention's q/k/v of a decoder-only model; returns how many layers (0: not
+    fused, the model's output on a probe differed or no attention matched)."""
+    config = getattr(model, "config", None)
+    if config is None or getattr(config, "is_encoder_decoder", False):
+        return 0
+    mode = model.training
+    model.eval()
+    try:
+        before = _probe_logits(model)
+        fused = sum(_fuse_module(m) for m in list(model.modules()))
+        if fused:
+            after = _probe_logits(model)
+            tol = 8 * torch.finfo(model.get_input_embeddings().weight.dtype).eps * before.abs().max().item()
+            if not torch.allclose(before, after, rtol=0, atol=max(tol, 1e-5)):
+                unfuse_projections(model)
+                return 0
+        return fused
+    finally:
+        model.train(mode)
