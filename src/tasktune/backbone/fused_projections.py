@@ -3,8 +3,9 @@
 A Llama-style attention multiplies the same hidden states by q_proj, k_proj and v_proj: on
 SmolLM2 a [576, 576] and two [576, 192] GEMMs forward, three more in the backward to the input
 and the adds that sum their gradients. Where small shapes run far below the GEMM peak (AMX),
-one [576, 960] matmul does the same work faster: 1.4-2x for these matmuls alone on an AMX Xeon
-at 256-1,024 tokens (docs/BENCHMARKS.md, "Fused q/k/v").
+one [576, 960] matmul does the same work faster: 1.3-2x for these matmuls alone on an AMX Xeon
+at 256-1,024 tokens, 1.06x on a whole prompt-tuning or P-tuning step (docs/BENCHMARKS.md,
+"Fused q/k/v matmuls").
 
 `fuse_projections` copies each layer's three weights once into one contiguous block and makes
 them views of it, so the model holds no second copy and an in-place update of a view (a
