@@ -102,3 +102,23 @@ def test_k_and_v_of_another_input_are_computed_on_their_own():
 def test_other_families_are_left_alone(kind):
     model = tiny_model(kind)[0].requires_grad_(False)
     assert fuse_projections(model) == 0
+
+
+def test_biased_projections_fuse_their_biases_and_a_replaced_bias_is_used():
+    from transformers import Qwen2Config, Qwen2ForCausalLM
+
+    torch.manual_seed(0)  # Qwen2: q, k and v carry biases
+    cfg = Qwen2Config(hidden_size=32, intermediate_size=64, num_hidden_layers=2, num_attention_heads=4,
+                      num_key_value_heads=2, vocab_size=64, max_position_embeddings=64)
+    reference = Qwen2ForCausalLM(cfg).double().requires_grad_(False)
+    with torch.no_grad():
+        for p in reference.parameters():
+            if p.dim() == 1:
+                p.normal_()
+    fused = copy.deepcopy(reference)
+    assert fuse_projections(fused) == 2
+    torch.testing.assert_close(fused(input_ids=IDS).logits, reference(input_ids=IDS).logits)
+    for m in (reference, fused):
+        m.model.layers[0].self_attn.k_proj.bias = torch.nn.Parameter(torch.ones(16, dtype=torch.float64),
+                                                                      requires_grad=False)
+    torch.testing.assert_close(fused(input_ids=IDS).logits, reference(input_ids=IDS).logits)

@@ -42,12 +42,13 @@ class FusedGroup:
     weight: torch.Tensor
     bias: torch.Tensor | None
     sizes: list[int]
-    pointers: list[int] = field(default_factory=list)
+    pointers: list[tuple[int, int]] = field(default_factory=list)  # (weight, bias) of each view
     pending: tuple | None = None  # (input, outputs not yet handed out), attention only
 
     def usable(self) -> bool:
         return all(not lin.weight.requires_grad and lin.weight.data_ptr() == p
-                   for lin, p in zip(self.linears, self.pointers, strict=True))
+                   and (lin.bias is None or not lin.bias.requires_grad and lin.bias.data_ptr() == b)
+                   for lin, (p, b) in zip(self.linears, self.pointers, strict=True))
 
     def run(self, x: torch.Tensor) -> tuple[torch.Tensor, ...]:
         return F.linear(x, self.weight, self.bias).split(self.sizes, -1)
@@ -73,7 +74,7 @@ def _group(linears: list[nn.Linear]) -> FusedGroup | None:
         if bias is not None:
             lin.bias = nn.Parameter(bias[start:start + n], requires_grad=lin.bias.requires_grad)
         start += n
-    group.pointers = [lin.weight.data_ptr() for lin in linears]
+    group.pointers = [(lin.weight.data_ptr(), lin.bias.data_ptr() if lin.bias is not None else 0) for lin in linears]
     return group
 
 
