@@ -9,7 +9,8 @@
 set -u
 cd "$(dirname "$0")/.."
 for b in "speed_vs_peft.py --steps 8 --eval-n 128" "memory.py" "serve_scale.py" "cost_curves.py" \
-         "gemm_shapes.py" "load_time.py --runs 3" "compile_trial.py --report" \
+         "gemm_shapes.py" "load_time.py --runs 3" "compile_trial.py --report" "allocator_trial.py --rounds 2" \
+         "fusion_trial.py --rounds 3" \
          "serve_load.py --requests 1000 --clients 32" "parity.py --train-steps 150" "parity.py --noise-floor 150" \
          "icl.py --probe-n 20 --seeds 3" "facts_probing.py --steps 80" \
          "fewglue_and_stability.py --steps 40 --ft-steps 20" \
@@ -17,7 +18,10 @@ for b in "speed_vs_peft.py --steps 8 --eval-n 128" "memory.py" "serve_scale.py" 
          "e2e_generation.py --steps 60 --tables 30 --dataset webnlg" \
          "ppt_fewshot.py --ppt-steps 80 --steps 30 --ppt-task pair" "smart_magnitude.py" \
          "sst2_prompt_tuning.py --steps 300" "smart_sst.py --steps 60 --seeds 3 --datasets sst2,sst5" \
-         "smart_sst.py --steps 60 --seeds 3 --datasets sst2 --radius 0.1" "time_to_accuracy.py"; do
+         "smart_sst.py --steps 60 --seeds 3 --datasets sst2 --radius 0.1" "time_to_accuracy.py" \
+         "convergence.py --datasets sst2 --seeds 0 --cap 150" \
+         "convergence.py --datasets sst2 --configs default,class-label,class-label-warmup2 --seeds 1 --cap 150 --extend" \
+         "convergence.py --datasets trec,subj --configs default,class-label,class-label-warmup2,warmup2 --seeds 0,1 --cap 100 --extend"; do
   if [ -n "${SKIP:-}" ] && [[ "$b" =~ ${SKIP} ]]; then continue; fi
   echo "=== $b ($(date -u +%H:%M:%S))"
   python benchmarks/$b || echo "=== FAILED: $b"
