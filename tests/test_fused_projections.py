@@ -122,3 +122,13 @@ def test_biased_projections_fuse_their_biases_and_a_replaced_bias_is_used():
         m.model.layers[0].self_attn.k_proj.bias = torch.nn.Parameter(torch.ones(16, dtype=torch.float64),
                                                                       requires_grad=False)
     torch.testing.assert_close(fused(input_ids=IDS).logits, reference(input_ids=IDS).logits)
+
+
+def test_a_backbone_fuses_by_default_and_tasktune_fuse_0_keeps_the_model_own_matmuls(monkeypatch):
+    from tasktune.backbone.fused_projections import is_fused
+
+    from conftest import tiny_backbone
+
+    assert sum(is_fused(m) for m in tiny_backbone("llama").model.modules()) == 2 * 3
+    monkeypatch.setenv("TASKTUNE_FUSE", "0")
+    assert not any(is_fused(m) for m in tiny_backbone("llama").model.modules())
