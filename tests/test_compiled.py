@@ -59,6 +59,8 @@ def test_the_backbone_is_eager_again_after_a_compiled_run(trained):
     with compiled(model):  # the model's own graph is what inductor compiles (and caches)
         assert lean_norms(model) == 0 and "forward" in model.base_model.__dict__
         assert not any(is_fused(m) for m in model.modules())
+        assert torch._dynamo.config.specialize_float  # floats as constants: no restarted analysis
+    assert not torch._dynamo.config.specialize_float
     assert lean_norms(model) == norms and sum(is_fused(m) for m in model.modules()) == fused
 
 

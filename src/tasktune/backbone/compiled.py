@@ -5,7 +5,7 @@ small elementwise ops and the autograd engine between them. Compiling the base m
 (inductor, dynamic shapes) fuses those chains and compiles the backward as one graph: on the
 embedded SmolLM2 on an AMX Xeon a bf16 prompt-tuning step goes from 0.79 to 0.52 s
 (docs/BENCHMARKS.md, "torch.compile"). The price is the compile itself, paid per process: a few
-minutes the first time on a machine, 20-55 s once inductor's FX-graph and AOTAutograd caches hold
+minutes the first time on a machine, 15-30 s once inductor's FX-graph and AOTAutograd caches hold
 this model's graphs. So the caches live in tasktune's cache folder (not /tmp) and compiling is a
 choice (`--compile`), worth it for runs of more than about a hundred steps.
 
@@ -61,7 +61,11 @@ def compiled(model: nn.Module, enabled: bool = True, inference: bool = False):
 
     base.forward = forward
     try:
-        yield
+        # Python floats as constants: traced as symbols, prefix tuning's forward fails dynamo's
+        # tensorify pass and restarts its analysis, and the abandoned attempt's AOT compile is
+        # paid again in every run (its graph never reaches the cache)
+        with torch._dynamo.config.patch(specialize_float=True):
+            yield
     finally:
         del base.forward
         if lean:
