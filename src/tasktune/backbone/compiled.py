@@ -11,8 +11,8 @@ choice (`--compile`), worth it for runs of more than about a hundred steps.
 
 While compiled, RMSNorms run the model's own forward: tasktune's lean norm is a custom autograd
 Function, which the AOTAutograd cache refuses to store (every run would recompile from scratch),
-and inductor's partitioner already decides what the backward keeps. The fused q/k/v and gate/up
-matmuls (fused_projections.py) step aside too: the graph compiled is the model's own, so the
+and inductor's partitioner already decides what the backward keeps. The fused q/k/v matmuls
+(fused_projections.py) step aside too: the graph compiled is the model's own, so the
 compile caches measured stay valid.
 """
 
@@ -25,7 +25,7 @@ import torch
 from torch import nn
 
 from tasktune import TasktuneError
-from tasktune.backbone.fused_projections import fuse_projections, unfuse_projections
+from tasktune.backbone.fused_projections import restore_projections, unfuse_projections
 from tasktune.backbone.lean_norm import lean_rms_norms, plain_rms_norms
 
 
@@ -70,5 +70,4 @@ def compiled(model: nn.Module, enabled: bool = True, inference: bool = False):
         del base.forward
         if lean:
             lean_rms_norms(model)
-        if fused:
-            fuse_projections(model)
+        restore_projections(fused)

@@ -105,27 +105,41 @@ def is_fused(module: nn.Module) -> bool:
     return "_tasktune_fused" in module.__dict__
 
 
+def _bind(group: FusedGroup) -> None:
+    for i, lin in enumerate(group.linears):
+        lin.__dict__["_tasktune_fused"] = group  # a plain attribute: no state_dict entry, no .to()
+        lin.forward = MethodType(_first_forward if i == 0 else _next_forward, lin)
+
+
 def _fuse_module(module: nn.Module) -> int:
     children = dict(module.named_children())
-    if all(n in children for n in (*ATTENTION, "o_proj")):
-        group = _group([children[n] for n in ATTENTION])
-        if group is None:
-            return 0
-        for i, lin in enumerate(group.linears):
-            lin.__dict__["_tasktune_fused"] = group  # a plain attribute: no state_dict entry, no .to()
-            lin.forward = MethodType(_first_forward if i == 0 else _next_forward, lin)
-        return 1
-    return 0
+    if not all(n in children for n in (*ATTENTION, "o_proj")):
+        return 0
+    group = _group([children[n] for n in ATTENTION])
+    if group is None:
+        return 0
+    _bind(group)
+    return 1
 
 
-def unfuse_projections(model: nn.Module) -> int:
-    """The modules' own forwards back (the weights stay views of the blocks); returns how many layers."""
-    groups = set()
+def unfuse_projections(model: nn.Module) -> list[FusedGroup]:
+    """The modules' own forwards back; the weights stay views of the blocks, so the returned
+    groups can be put back as they are (restore_projections)."""
+    groups: dict[int, FusedGroup] = {}
     for module in model.modules():
         if is_fused(module):
-            groups.add(id(module.__dict__.pop("_tasktune_fused")))
+            group = module.__dict__.pop("_tasktune_fused")
+            groups[id(group)] = group
             del module.forward
-    return len(groups)
+    return list(groups.values())
+
+
+def restore_projections(groups: list[FusedGroup]) -> None:
+    """Fuse again what unfuse_projections took apart: no copy, no probe (a layer whose weights
+    left the block meanwhile takes its separate matmuls, as always)."""
+    for group in groups:
+        group.pending = None
+        _bind(group)
 
 
 @torch.no_grad()
