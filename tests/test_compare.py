@@ -137,6 +137,10 @@ def test_a_failure_run_again_successfully_leaves_the_report():
     failed = {"id": "toy/p/seed0", "kind": "cell", "status": "failed", "error": "toy/p/seed0: killed"}
     assert "Failed cells: toy/p/seed0: killed" in render([failed], "x")
     assert "Failed cells" not in render([failed, ok], "x") and "| p (best) | 1 | 50.0 |" in render([failed, ok], "x")
+    from tasktune.experiments.report import still_failed
+
+    other = {"id": "toy/q/seed0", "kind": "cell", "status": "failed", "error": "toy/q/seed0: bad"}
+    assert still_failed([failed, ok, other]) == [other]  # what `compare` prints as failed: not run again since
 
 
 def cell_key(tmp_path):

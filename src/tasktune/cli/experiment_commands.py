@@ -36,7 +36,7 @@ def register(app, train_option_names: set[str]) -> None:
         """Run a grid of methods x datasets x seeds (x ablation axes), each cell an ordinary train run;
         resumable; writes OUTPUT/results.jsonl, OUTPUT/report.md and PNG plots."""
         from tasktune.experiments.config import load_experiment
-        from tasktune.experiments.report import plot, render
+        from tasktune.experiments.report import plot, render, still_failed
         from tasktune.experiments.runner import run_experiment
 
         common.quiet_libraries()
@@ -44,8 +44,9 @@ def register(app, train_option_names: set[str]) -> None:
         records = run_experiment(exp, output, invoke, progress=not quiet)
         plot(records, output)
         (output / "report.md").write_text(render(records, exp.name, images="."), encoding="utf-8")
-        failed = [r["id"] for r in records if r.get("status") == "failed"]
-        common.print_json({"cells": len(records), "failed": failed, "report": str(output / "report.md")})
+        failed = sorted({r["id"] for r in still_failed(records)})
+        cells = len({r["id"] for r in records})  # a cell that failed and then ran again counts once
+        common.print_json({"cells": cells, "failed": failed, "report": str(output / "report.md")})
 
     @app.command("report")
     def report_cmd(

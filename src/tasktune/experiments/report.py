@@ -141,11 +141,16 @@ def render_glance(records: list[dict], name: str) -> str:
     return "\n".join(lines) + "\n"
 
 
+def still_failed(records: list[dict]) -> list[dict]:
+    """Failed records of cells that no later run finished (a failure re-run with success is history)."""
+    ok_ids = {r["id"] for r in records if r.get("status") == "ok"}
+    return [r for r in records if r.get("status") == "failed" and r["id"] not in ok_ids]
+
+
 def render(records: list[dict], name: str, images: str | None = None) -> str:
     """The report's markdown; `images`: the folder (relative to the report) holding its PNGs."""
     ok = [r for r in records if r.get("status") == "ok"]
-    ok_ids = {r["id"] for r in records if r.get("status") == "ok"}
-    failed = [r for r in records if r.get("status") == "failed" and r["id"] not in ok_ids]  # not run again since
+    failed = still_failed(records)
     first = ok[0] if ok else (records[0] if records else {})
     lines = [f"Experiment `{name}`: {len([r for r in ok if r['kind'] == 'cell'])} cells on "
              f"`{first.get('model', '?')}`, {first.get('max_steps', '?')} steps; machine: "
