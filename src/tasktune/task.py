@@ -14,7 +14,7 @@ from contextlib import nullcontext
 import torch
 
 from tasktune.data.readers import Example
-from tasktune.engine.batch import Batch
+from tasktune.engine.batch import EVAL_BATCH_SIZE, Batch
 from tasktune.engine.decode import generate
 from tasktune.engine.kv_prefix import SharedPrefixCache
 from tasktune.methods.base import TaskModule
@@ -94,7 +94,7 @@ class Task:
             out[idx] = scores
         return out
 
-    def predict_scores(self, examples: list[Example], batch_size: int = 32) -> torch.Tensor:
+    def predict_scores(self, examples: list[Example], batch_size: int = EVAL_BATCH_SIZE) -> torch.Tensor:
         """[N, C] scores, in input order (batches are length-sorted); calibrated where the method says."""
         out = self._raw_scores(examples, batch_size)
         if self.module.calibrates(self.module.config):
@@ -117,7 +117,7 @@ class Task:
                     raise TasktuneError(f"{ex.where}: field '{name}' is empty")
             self.objective.check(ex, require_label)
 
-    def evaluate(self, examples: list[Example], batch_size: int = 32) -> dict:
+    def evaluate(self, examples: list[Example], batch_size: int = EVAL_BATCH_SIZE) -> dict:
         """Metrics whose `score` selects checkpoints: accuracy, P@1, or minus the dev NLL (generation)."""
         examples = self.objective.evaluation_set(examples)
         self.validate(examples)
@@ -145,7 +145,7 @@ class Task:
                 "examples_per_second": len(hyps) / elapsed, "tokens_per_second": n_tokens / elapsed,
                 "samples": [{"source": s.fields, "output": h} for s, h in list(zip(sources, hyps, strict=True))[:5]]}
 
-    def predict(self, examples: list[Example], batch_size: int = 32, beams: int = 5,
+    def predict(self, examples: list[Example], batch_size: int = EVAL_BATCH_SIZE, beams: int = 5,
                 max_new_tokens: int = 64) -> list[Prediction | Generated]:
         """Scored labels, or decoded texts where the objective decodes."""
         if self.objective.decodes:

@@ -12,6 +12,7 @@ from tasktune import TasktuneError
 from tasktune.cli import common, experiment_commands, interop_commands, research_commands
 from tasktune.cli.options import MODEL_OPTIONS, build_config, dataclass_parameters, with_signature
 from tasktune.cli.options import option as _opt
+from tasktune.engine.batch import EVAL_BATCH_SIZE
 from tasktune.methods import METHODS
 from tasktune.regularizers.smart import SmartConfig
 from tasktune.serve.limits import SHUTDOWN_GRACE_S
@@ -114,7 +115,7 @@ def eval_cmd(
     force: bool = typer.Option(False, "--force", help="Load even onto a different base model."),
     model: str | None = typer.Option(None, "--model", help="Override the artifact's base model."),
     dtype: str = typer.Option("auto", "--dtype"),
-    batch_size: int = typer.Option(32, "--batch-size", min=1),
+    batch_size: int = typer.Option(EVAL_BATCH_SIZE, "--batch-size", min=1),
     text_field: str | None = typer.Option(None, "--text-field"),
     label_field: str = typer.Option("label", "--label-field"),
     split: str = typer.Option("test", "--split", help="Facts files: train, dev, test or all."),
@@ -217,7 +218,7 @@ app.command("zero-shot", help="Evaluate a template and verbalizer with no traini
                                 _opt("max_new_tokens", 64, "Generation: longest output.", int, min=1)]
                    + MODEL_OPTS + DATA_OPTS
                    + [_opt("max_length", 256, "Longest sequence in tokens.", int, min=8),
-                      _opt("batch_size", 32, "Evaluation batch size.", int, min=1),
+                      _opt("batch_size", EVAL_BATCH_SIZE, "Evaluation batch size.", int, min=1),
                       _opt("json_out", False, "Print one JSON object.", bool, "--json")]))
 
 

@@ -8,6 +8,11 @@ import torch
 
 from tasktune.engine.encoding import Row
 
+# Sentences per evaluation forward (length-sorted). 64 scored the whole SST-2 dev 1.09-1.14x faster
+# than 32 on an AMX Xeon, on glibc's malloc and on tcmalloc, for prompt, prefix and P-tuning; 128
+# was no faster (benchmarks/eval_batch_trial.py, docs/BENCHMARKS.md "Evaluation batch size").
+EVAL_BATCH_SIZE = 64
+
 
 @dataclass
 class Batch:

@@ -6,6 +6,7 @@ from dataclasses import dataclass
 
 from tasktune import TasktuneError
 from tasktune.config_ranges import check_ranges, ranged
+from tasktune.engine.batch import EVAL_BATCH_SIZE
 
 
 @dataclass
@@ -31,7 +32,7 @@ class TrainConfig:
     """Gradient clipping (0 = off)."""
     eval_every: int = ranged(50, min=0)
     """Evaluate on dev every N steps (and at the end); the best dev score is kept."""
-    eval_batch_size: int = ranged(32, min=1)
+    eval_batch_size: int = ranged(EVAL_BATCH_SIZE, min=1)
     patience: int = ranged(0, min=0)
     """Stop after this many evaluations without improvement (0 = never)."""
     target_score: float = ranged(0.0, min=0)
