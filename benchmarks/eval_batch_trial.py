@@ -2,7 +2,7 @@
 
     python benchmarks/eval_batch_trial.py [--rounds 2]      (writes the "eval_batch" section)
 
-`train --eval-batch-size` (default 32) sets how many length-sorted dev sentences one forward
+`train --eval-batch-size` (32 before this trial, 64 after it) sets how many length-sorted dev sentences one forward
 runs. For prompt, prefix and P-tuning (speed_vs_peft.py's tasks, untrained: speed does not
 depend on the values), the whole dev split (872 sentences) is scored at each batch size in
 turn, round after round in one process, bf16; a row is the median over rounds. It runs twice,
@@ -17,7 +17,6 @@ from __future__ import annotations
 import argparse
 import statistics
 import sys
-import time
 from pathlib import Path
 
 import torch
@@ -25,32 +24,12 @@ import torch
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from device_clock import gemm_peak  # noqa: E402
-from speed_vs_peft import batches, harness_task, nonembedding_params  # noqa: E402
+from speed_vs_peft import batches, harness_task, nonembedding_params, timed_eval  # noqa: E402
 
 from report import child_result, table, write_section  # noqa: E402
 
 SIZES = (8, 16, 32, 64, 128)
 METHODS = {"prompt tuning": "prompt", "prefix tuning": "prefix", "P-tuning": "ptuning"}
-
-
-def timed_pass(task, dev, size: int) -> tuple[float, int]:
-    """Seconds to score `dev` at `size` sentences a batch, and the tokens its layers ran."""
-    seen, scores = [], task.scores
-
-    def counting(batch, *a, **kw):
-        seen.append(batch)
-        return scores(batch, *a, **kw)
-
-    task.scores = counting
-    try:
-        t = time.perf_counter()
-        task.predict_scores(dev, size)
-        seconds = time.perf_counter() - t
-    finally:
-        task.scores = scores
-    shared = task.prefix_cache.shared_length if task.prefix_cache is not None else (lambda b: 0)
-    tokens = sum(b.ids.numel() - len(b) * shared(b) for b in seen) + max(shared(b) for b in seen)
-    return seconds, tokens
 
 
 def child(rounds: int) -> None:
@@ -69,7 +48,7 @@ def child(rounds: int) -> None:
         runs: dict[int, list[tuple[float, int]]] = {s: [] for s in SIZES}
         for r in range(rounds):
             for size in SIZES if r % 2 == 0 else reversed(SIZES):
-                runs[size].append(timed_pass(task, data.dev, size))
+                runs[size].append(timed_eval(task, data.dev, size))
         rows += [{"method": label, "eval batch": size, "seconds": [t for t, _ in runs[size]],
                   "tokens": runs[size][0][1]} for size in SIZES]
         del task
@@ -101,7 +80,6 @@ def main() -> None:
     rows = []
     for res in results:
         n, count = res["parameters"], res["sentences"]
-        best = {}
         for r in res["rows"]:
             seconds = statistics.median(r["seconds"])
             row = {"allocator": res["allocator"], "method": r["method"], "eval batch": r["eval batch"],
@@ -109,13 +87,11 @@ def main() -> None:
                    "range over rounds": f"{count / max(r['seconds']):.1f}-{count / min(r['seconds']):.1f}",
                    "tokens run": r["tokens"], "MFU": f"{2 * n * r['tokens'] / seconds / peak:.0%}"}
             rows.append(row)
-            if row["sentences/s"] > best.get(r["method"], {}).get("sentences/s", 0):
-                best[r["method"]] = row
-        for method, row in best.items():
-            at32 = next(x for x in rows if x["allocator"] == res["allocator"] and x["method"] == method
-                        and x["eval batch"] == 32)
-            print(f"{res['allocator']} {method}: best batch {row['eval batch']} "
-                  f"({row['sentences/s'] / at32['sentences/s']:.2f}x batch 32)", flush=True)
+        for method in METHODS:
+            mine = {x["eval batch"]: x["sentences/s"] for x in rows
+                    if x["allocator"] == res["allocator"] and x["method"] == method}
+            best = max(mine, key=mine.get)
+            print(f"{res['allocator']} {method}: best batch {best} ({mine[best] / mine[32]:.2f}x batch 32)", flush=True)
     body = (f"The whole SST-2 dev split ({results[0]['sentences']} sentences), bf16, length-sorted batches of each "
             f"size in turn, {args.rounds} rounds in one process per allocator (median; the order reversed every "
             f"other round); the untrained tasks of speed_vs_peft.py (speed does not depend on the values). bf16 GEMM "

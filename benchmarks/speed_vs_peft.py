@@ -100,6 +100,27 @@ def harness_task(bb, method: str, labels: list[str]):
     return build_task(bb, name, mcfg, TEMPLATE, labels, max_length=96)
 
 
+def timed_eval(task, rows, batch_size: int, device="cpu") -> tuple[float, int]:
+    """Seconds to score `rows` at `batch_size` a batch, and the tokens the layers ran: padding
+    included, a prefix shared by every row (the soft prompt) once for the whole evaluation (its KV
+    is reused), so that 2 N T counts the forward's FLOPs."""
+    seen, scores = [], task.scores  # the evaluation's batches, to count the tokens it runs
+
+    def counting(batch, *a, **kw):
+        seen.append(batch)
+        return scores(batch, *a, **kw)
+
+    task.scores = counting
+    try:
+        t = now(device)
+        task.predict_scores(rows, batch_size)
+        seconds = now(device) - t
+    finally:
+        del task.scores  # the method again, not an instance attribute
+    shared = task.prefix_cache.shared_length if task.prefix_cache is not None else (lambda b: 0)
+    return seconds, sum(b.ids.numel() - len(b) * shared(b) for b in seen) + max(shared(b) for b in seen)
+
+
 def run_tasktune(args) -> dict:
     from tasktune.backbone import load_backbone
 
@@ -115,18 +136,7 @@ def run_tasktune(args) -> dict:
     processed = sum(sum(b.ids.numel() - len(b) * shared(b) for b in bs) + max(shared(b) for b in bs)
                     for _, bs, _ in timed)
     n = nonembedding_params(bb.model)
-    seen, scores = [], task.scores  # the evaluation's batches, to count the tokens it runs
-
-    def counting(batch, *a, **kw):
-        seen.append(batch)
-        return scores(batch, *a, **kw)
-
-    task.scores = counting
-    t_eval = now(args.device)
-    task.predict_scores(data.dev[: args.eval_n], 32)
-    eval_s = now(args.device) - t_eval
-    # forward only: 2 N T, the shared prompt counted once for the whole evaluation (its KV is reused)
-    eval_tokens = sum(b.ids.numel() - len(b) * shared(b) for b in seen) + max(shared(b) for b in seen)
+    eval_s, eval_tokens = timed_eval(task, data.dev[: args.eval_n], 32, args.device)
     return {"median_step_s": statistics.median(times), "real_tok_s": real / sum(times),
             "flops_s": 4 * n * processed / sum(times), "eval_ex_s": args.eval_n / eval_s,
             "eval_flops_s": 2 * n * eval_tokens / eval_s}
