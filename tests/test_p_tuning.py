@@ -30,16 +30,66 @@ def test_encoder_gets_gradients_and_backbone_none(kind, encoder):
     assert not any(p.grad is not None for p in bb.model.parameters())
 
 
-def test_artifact_holds_encoder_output_and_predicts_identically(tmp_path):
+@pytest.mark.parametrize("encoder", ["lstm", "mlp", "identity"])
+def test_artifact_folds_the_encoder_away_and_predicts_identically(tmp_path, encoder):
+    from safetensors.torch import load_file
+
+    bb = tiny_backbone("gpt2")
+    task = build_task(bb, "p-tuning", PTuningConfig(encoder=encoder), TEMPLATE, ["positive", "negative"], seed=1)
+    save_task(task, tmp_path)
+    stored = load_file(str(tmp_path / "weights.safetensors"))
+    assert set(stored) == {"prompt"} and stored["prompt"].shape == (5, 32)  # the encoder's output only
+    loaded, _ = load_task(tmp_path, backbone=bb)
+    assert loaded.module.folded and loaded.module.trainable_parameters() == 5 * 32
+    torch.testing.assert_close(loaded.predict_scores(examples()), task.predict_scores(examples()))
+    torch.testing.assert_close(loaded.module._frozen, stored["prompt"])  # inference used the stored output
+
+
+def test_artifact_written_with_its_encoder_still_loads(tmp_path):
+    """Artifacts from before the fold carry embedding + encoder.* beside the prompt."""
+    import json
+
+    from safetensors.torch import save_file
+
+    from tasktune.artifact.files import sha256_of
+
     bb = tiny_backbone("gpt2")
     task = build_task(bb, "p-tuning", PTuningConfig(encoder="lstm"), TEMPLATE, ["positive", "negative"], seed=1)
     save_task(task, tmp_path)
+    old = {k: v.detach().float().contiguous() for k, v in task.module.state_dict().items()}
+    weights, meta = tmp_path / "weights.safetensors", tmp_path / "tasktune.json"
+    save_file({**old, "prompt": task.module.export_tensors()["prompt"]}, str(weights),
+              {"format": "1", "method": "p-tuning"})
+    m = json.loads(meta.read_text())
+    m["weights"].update(bytes=weights.stat().st_size, sha256=sha256_of(weights))
+    meta.write_text(json.dumps(m))
     loaded, _ = load_task(tmp_path, backbone=bb)
-    assert loaded.module._frozen.shape == (5, 32)
     torch.testing.assert_close(loaded.predict_scores(examples()), task.predict_scores(examples()))
-    assert loaded.module._frozen is not None  # inference used the stored output, not the encoder
-    loaded.module.train()
-    assert loaded.module._frozen is None
+
+
+def test_a_prompt_of_the_wrong_shape_is_one_clear_error():
+    from tasktune import TasktuneError
+
+    task = build_task(tiny_backbone("gpt2"), "p-tuning", PTuningConfig(encoder="mlp"), TEMPLATE,
+                      ["positive", "negative"])
+    with pytest.raises(TasktuneError, match=r"prompt of shape \(4, 32\) does not fit .* \(5, 32\)"):
+        task.module.load_tensors({"prompt": torch.zeros(4, 32)})
+    with pytest.raises(TasktuneError, match="no 'prompt' tensor"):
+        task.module.load_tensors({"embedding": torch.zeros(5, 32)})
+
+
+def test_training_leaves_the_folded_best_step_and_a_small_artifact(tmp_path):
+    from safetensors.torch import load_file
+
+    from tasktune.train import TrainConfig, train
+
+    bb = tiny_backbone("gpt2")
+    task = build_task(bb, "p-tuning", PTuningConfig(encoder="lstm"), TEMPLATE, ["positive", "negative"], seed=2)
+    train(task, examples(), examples(), TrainConfig(max_steps=4, batch_size=4, eval_every=2, lr=1e-2), tmp_path,
+          quiet=True)
+    assert set(load_file(str(tmp_path / "weights.safetensors"))) == {"prompt"}
+    loaded, _ = load_task(tmp_path, backbone=bb)
+    torch.testing.assert_close(loaded.predict_scores(examples()), task.predict_scores(examples()))
 
 
 def test_tune_backbone_trains_lm_with_its_own_learning_rate(tmp_path):

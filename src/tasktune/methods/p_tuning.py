@@ -6,8 +6,11 @@ a prompt encoder maps trainable embeddings to them, modelling dependencies betwe
 pseudo tokens. Encoders: `lstm` (bidirectional 2-layer LSTM + 2-layer ReLU MLP, the paper's),
 `mlp`, `identity` (EMB). The encoder runs once per batch, not per example.
 
-The artifact keeps the encoder (for continued training) and its output (`prompt`), which is
-all inference needs.
+At export the encoder is run once and folded away, as prefix tuning's MLP is: the artifact
+holds only its output (`prompt`, [n pseudo tokens, width]), which is all inference needs (an
+LSTM encoder is 4.7M parameters, its output 6 x 576 values). A loaded task is the identity
+encoder over that output. Artifacts written before the fold, which also carry the encoder,
+load the same way.
 """
 
 from __future__ import annotations
@@ -66,10 +69,13 @@ class PTuning(TaskModule):
     default_lr = 1e-3
     uses_soft = True
 
-    def __init__(self, config: PTuningConfig, n_virtual: int, width: int, model: nn.Module | None = None):
+    def __init__(self, config: PTuningConfig, n_virtual: int, width: int, model: nn.Module | None = None,
+                 folded: bool = False):
+        """folded: the encoder's output is the parameter (an exported task), no encoder."""
         super().__init__(config)
         self.embedding = nn.Parameter(torch.zeros(n_virtual, width))
-        self.encoder = PromptEncoder(config.encoder, width, config.encoder_hidden or width)
+        self.folded = folded
+        self.encoder = PromptEncoder("identity" if folded else config.encoder, width, config.encoder_hidden or width)
         self._frozen: torch.Tensor | None = None  # encoder output, reused while not training
         if config.tune_backbone:  # every backbone weight is trained too
             self.tuned = TunedBackbone(model, [n for n, _ in model.named_parameters()])
@@ -79,10 +85,16 @@ class PTuning(TaskModule):
         return config.prompt_length
 
     @classmethod
-    def empty(cls, config: PTuningConfig, backbone, n_virtual: int) -> PTuning:
+    def empty(cls, config: PTuningConfig, backbone, n_virtual: int, folded: bool = False) -> PTuning:
         if config.tune_backbone and backbone.dtype != torch.float32:
             raise TasktuneError("--tune-backbone needs fp32 weights: load the model with --dtype float32")
-        return cls(config, n_virtual, backbone.hidden_size, backbone.model if config.tune_backbone else None)
+        return cls(config, n_virtual, backbone.hidden_size, backbone.model if config.tune_backbone else None, folded)
+
+    @classmethod
+    def from_export(cls, config, backbone, n_virtual: int, tensors: dict[str, torch.Tensor]) -> PTuning:
+        module = cls.empty(config, backbone, n_virtual, folded=True)
+        module.load_tensors(tensors)
+        return module
 
     @classmethod
     def needs_fp32(cls, config: PTuningConfig) -> bool:
@@ -117,11 +129,28 @@ class PTuning(TaskModule):
         return self._frozen
 
     def export_tensors(self) -> dict[str, torch.Tensor]:
-        out = super().export_tensors()
+        """The encoder's output (`prompt`) and any tuned backbone weights: the encoder is dropped."""
         with torch.no_grad():
-            out["prompt"] = self.encoder(self.embedding).float().cpu().contiguous()
+            out = {"prompt": self.encoder(self.embedding).detach().float().cpu().contiguous()}
+        if self.tuned is not None:
+            out.update(self.tuned.export())
         return out
 
     def load_tensors(self, tensors: dict[str, torch.Tensor]) -> None:
-        super().load_tensors({k: v for k, v in tensors.items() if k != "prompt"})
-        self._frozen = tensors["prompt"].to(self.embedding.device) if "prompt" in tensors else None
+        """An exported prompt. A module with an encoder takes it by folding itself (the encoder is
+        dropped and the output becomes the parameter: the trainer leaves the best step's weights in
+        the task this way). Encoder weights in older artifacts are ignored."""
+        if "prompt" not in tensors:
+            raise TasktuneError("p-tuning weights have no 'prompt' tensor (the prompt encoder's output)")
+        backbone_part, own = TunedBackbone.split(tensors)
+        prompt = own["prompt"]
+        if tuple(prompt.shape) != tuple(self.embedding.shape):
+            raise TasktuneError(f"prompt of shape {tuple(prompt.shape)} does not fit this template and model "
+                                f"{tuple(self.embedding.shape)}")
+        if not self.folded:
+            self.encoder = PromptEncoder("identity", self.embedding.shape[1], self.embedding.shape[1])
+            self.folded = True
+        if self.tuned is not None:
+            self.tuned.load(backbone_part)
+        self.embedding.data.copy_(prompt)
+        self._frozen = None
