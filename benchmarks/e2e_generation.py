@@ -111,7 +111,7 @@ def run_one(method, mcfg, lr, dtype, seed, template, target, train_rows, select,
     beam = task.evaluate_generation(valid, beams=5, max_new_tokens=64)
     greedy = task.evaluate_generation(valid[:40], beams=1, max_new_tokens=64)
     row = {"method": method, "seed": seed, "BLEU": beam["bleu"], "ROUGE-L": beam["rouge_l"],
-           "trainable": task.module.trainable_parameters(), "artifact bytes": size, "train s": round(train_s),
+           "trainable": summary.get("trainable_parameters", 0), "artifact bytes": size, "train s": round(train_s),
            "train real tok/s": summary["tokens_per_second"], "beam5 tok/s": beam["tokens_per_second"],
            "greedy tok/s": greedy["tokens_per_second"], "dtype": str(bb.dtype).split(".")[-1],
            "sample": beam["samples"][0]["output"][:90]}
