@@ -80,6 +80,7 @@ class TaskModule(nn.Module):
     default_lr: ClassVar[float] = 1e-3
     uses_soft: ClassVar[bool] = False
     provides_kv: ClassVar[bool] = False
+    folds_at_export: ClassVar[bool] = False  # export runs a reparametrisation once; empty(folded=True) loads it
 
     def __init__(self, config):
         super().__init__()
@@ -138,7 +139,8 @@ class TaskModule(nn.Module):
 
     @classmethod
     def from_export(cls, config, backbone, n_virtual: int, tensors: dict[str, torch.Tensor]) -> TaskModule:
-        module = cls.empty(config, backbone, n_virtual)
+        folded = {"folded": True} if cls.folds_at_export else {}  # no reparametrisation built to be dropped
+        module = cls.empty(config, backbone, n_virtual, **folded)
         module.load_tensors(tensors)
         return module
 

@@ -68,6 +68,7 @@ class PTuning(TaskModule):
     config_class = PTuningConfig
     default_lr = 1e-3
     uses_soft = True
+    folds_at_export = True
 
     def __init__(self, config: PTuningConfig, n_virtual: int, width: int, model: nn.Module | None = None,
                  folded: bool = False):
@@ -89,12 +90,6 @@ class PTuning(TaskModule):
         if config.tune_backbone and backbone.dtype != torch.float32:
             raise TasktuneError("--tune-backbone needs fp32 weights: load the model with --dtype float32")
         return cls(config, n_virtual, backbone.hidden_size, backbone.model if config.tune_backbone else None, folded)
-
-    @classmethod
-    def from_export(cls, config, backbone, n_virtual: int, tensors: dict[str, torch.Tensor]) -> PTuning:
-        module = cls.empty(config, backbone, n_virtual, folded=True)
-        module.load_tensors(tensors)
-        return module
 
     @classmethod
     def needs_fp32(cls, config: PTuningConfig) -> bool:

@@ -56,6 +56,7 @@ class PrefixTuning(TaskModule):
     config_class = PrefixTuningConfig
     default_lr = 1e-2
     provides_kv = True
+    folds_at_export = True
 
     def __init__(self, config: PrefixTuningConfig, geometry: tuple[int, int, int], width: int, folded: bool = False,
                  slots: list[int] | None = None):
@@ -81,12 +82,6 @@ class PrefixTuning(TaskModule):
             return cls(config, kv_geometry(backbone.config), backbone.hidden_size, folded)
         slots, heads, head_dim = attention_geometry(backbone)
         return cls(config, (len(slots), heads, head_dim), backbone.hidden_size, folded, slots)
-
-    @classmethod
-    def from_export(cls, config, backbone, n_virtual: int, tensors: dict[str, torch.Tensor]) -> PrefixTuning:
-        module = cls.empty(config, backbone, n_virtual, folded=True)
-        module.load_tensors(tensors)
-        return module
 
     def initialize(self, backbone, label_ids, gen: torch.Generator) -> None:
         cfg, L = self.config, self.config.prefix_length
