@@ -9,6 +9,9 @@ every 25 steps (evaluations count: the user waits for them), batch 16, max lengt
 schedule with 10% warmup then linear decay, the `Review: {text}\\nSentiment:{answer}` template,
 the run stopped at the threshold. A run that never reaches it reports its whole run as a lower
 bound. Every method at each of its learning rates, each run its own process, one at a time.
+`--prune` stops a run once its wall clock passes the fastest time to the threshold its method
+already has: it can no longer be that method's best, and its row reports the lower bound (put the
+rate expected to be fastest first in each list).
 
 tasktune runs as a user runs it: `tasktune train ... --target-score T` with its defaults
 (prompt tuning, 20 virtual tokens), the evaluation times read from the wall-clock stamps of the
@@ -85,16 +88,19 @@ def tasktune_data(args, work: Path) -> Path:
     return data
 
 
-def run_tasktune(args, lr: float, work: Path) -> tuple[list[dict], float]:
+def run_tasktune(args, lr: float, work: Path, deadline: float = 0) -> tuple[list[dict], float]:
     return run_tasktune_cmd(tasktune_data(args, work), work / f"tasktune-{lr:g}", TEMPLATE, ["--lr", str(lr)],
-                            args.threshold, args.max_steps, args.eval_every, args.dtype, args.device)
+                            args.threshold, args.max_steps, args.eval_every, args.dtype, args.device,
+                            deadline=deadline)
 
 
 def run_tasktune_cmd(data: Path, out: Path, template: str, options: list[str], threshold: float, max_steps: int,
-                     eval_every: int, dtype: str, device: str, cap: int = 0) -> tuple[list[dict], float]:
+                     eval_every: int, dtype: str, device: str, cap: int = 0,
+                     deadline: float = 0) -> tuple[list[dict], float]:
     """One `tasktune train` run under the protocol, plus `options`; its evaluations as
     {step, accuracy, seconds since the command started}. threshold 0: no early stop; cap: end the
-    run after its evaluation at this step (the schedule stays max_steps long)."""
+    run after its evaluation at this step (the schedule stays max_steps long); deadline: end it
+    after this many wall seconds (0: none)."""
     cmd = [str(Path(sys.executable).parent / "tasktune"), "train", "--data", str(data), "--output", str(out),
            "--template", template, "--max-steps", str(max_steps), "--eval-every", str(eval_every),
            "--batch-size", "16", "--max-length", "96", "--dtype", dtype, "--device", device, "--quiet", *options]
@@ -116,7 +122,7 @@ def run_tasktune_cmd(data: Path, out: Path, template: str, options: list[str], t
         env = {**os.environ, "TASKTUNE_MALLOC": "system"}
         proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=err, text=True, env=env)
         while proc.poll() is None:
-            if cap and any(e["step"] >= cap for e in evals()):
+            if (cap and any(e["step"] >= cap for e in evals())) or (deadline and time.time() - t0 > deadline):
                 proc.terminate()
                 proc.wait()
                 return evals(), time.time() - t0
@@ -145,16 +151,28 @@ def measure_baselines(args, work: Path) -> dict:
             "n": metrics["n"], "zero_shot_seconds": time.time() - t0, "commit": args.commit, "machine": machine()}
 
 
-def run_peft(args, method: str, lr: float) -> tuple[list[dict], float]:
+def run_peft(args, method: str, lr: float, deadline: float = 0) -> tuple[list[dict], float]:
+    """One PEFT run in its own process; deadline: end it after this many wall seconds (0: none)."""
     cmd = [sys.executable, __file__, "--one", method, "--lr", str(lr), "--data", str(args.data),
            "--threshold", str(args.threshold), "--max-steps", str(args.max_steps), "--eval-every",
            str(args.eval_every), "--dtype", args.dtype, "--device", args.device, "--dev-n", str(args.dev_n)]
     t0 = time.time()
-    done = subprocess.run(cmd, capture_output=True, text=True)
-    total = time.time() - t0
-    if done.returncode:
-        raise RuntimeError((done.stderr.strip().splitlines() or [f"exit {done.returncode}"])[-1])
-    evals = [json.loads(x[5:]) for x in done.stdout.splitlines() if x.startswith("EVAL ")]
+    with tempfile.TemporaryFile("w+") as out, tempfile.TemporaryFile("w+") as err:  # files: no pipe to fill
+        proc = subprocess.Popen(cmd, stdout=out, stderr=err, text=True)
+        stopped = False
+        while proc.poll() is None:
+            if deadline and time.time() - t0 > deadline:
+                proc.terminate()
+                proc.wait()
+                stopped = True
+                break
+            time.sleep(1.0)
+        total = time.time() - t0
+        if proc.returncode and not stopped:
+            err.seek(0)
+            raise RuntimeError((err.read().strip().splitlines() or [f"exit {proc.returncode}"])[-1])
+        out.seek(0)
+        evals = [json.loads(x[5:]) for x in out.read().splitlines() if x.startswith("EVAL ")]
     return [{"step": e["step"], "accuracy": e["accuracy"], "seconds": e["time"] - t0} for e in evals], total
 
 
@@ -191,6 +209,8 @@ def main() -> None:
     ap.add_argument("--peft-prompt-lrs", default="1e-2,3e-2,1e-1")
     ap.add_argument("--peft-lora-lrs", default="1e-3,3e-3,1e-2")
     ap.add_argument("--no-write", action="store_true", help="print, write no docs or results (trials)")
+    ap.add_argument("--prune", action="store_true",
+                    help="stop a run once it is slower than its method's fastest run so far (a lower bound)")
     ap.add_argument("--extend", action="store_true",
                     help="keep the runs of docs/results/time_to_accuracy.json (same protocol) and add these")
     ap.add_argument("--baselines-only", action="store_true",
@@ -220,15 +240,21 @@ def main() -> None:
         publish(args, runs, planned)
         for method, lr in plan:
             row = {"method": method, "lr": lr, "commit": args.commit, "machine": args.baselines["machine"]}
+            fastest = min((r for r in runs if r["method"] == method and r.get("seconds_to_threshold") is not None),
+                          key=lambda r: r["seconds_to_threshold"], default=None) if args.prune else None
+            deadline = fastest["seconds_to_threshold"] if fastest else 0
             try:
                 if method.startswith("tasktune"):
-                    curve, total = run_tasktune(args, lr, work)
+                    curve, total = run_tasktune(args, lr, work, deadline)
                 else:
-                    curve, total = run_peft(args, "prompt" if "prompt" in method else "lora", lr)
+                    curve, total = run_peft(args, "prompt" if "prompt" in method else "lora", lr, deadline)
                 hit = next((e for e in curve if e["accuracy"] >= args.threshold), None)
-                row.update(curve=curve, run_seconds=total, best_accuracy=max(e["accuracy"] for e in curve),
+                row.update(curve=curve, run_seconds=total,
+                           best_accuracy=max((e["accuracy"] for e in curve), default=None),
                            reached_step=hit["step"] if hit else None,
                            seconds_to_threshold=hit["seconds"] if hit else None)
+                if deadline and hit is None and total >= deadline:
+                    row["pruned"] = f"stopped at {deadline:.0f} s: lr {fastest['lr']:g} was there first"
             except RuntimeError as e:
                 row["error"] = str(e)[:160]
             runs.append(row)
@@ -269,8 +295,9 @@ def publish(args, runs: list[dict], planned: int) -> None:
     rows = [{"method": r["method"], "lr": r["lr"],
              "seconds to threshold": (f"{r['seconds_to_threshold']:.0f}" if r.get("seconds_to_threshold") is not None
                                       else (f"> {r['run_seconds']:.0f}" if "run_seconds" in r else "")),
-             "step": r.get("reached_step") or "", "best dev accuracy": r.get("best_accuracy", ""),
-             "error": r.get("error", "")} for r in runs]
+             "step": r.get("reached_step") or "",
+             "best dev accuracy": "" if r.get("best_accuracy") is None else r["best_accuracy"],
+             "note": r.get("error") or r.get("pruned", "")} for r in runs]
     for r in rows:
         if isinstance(r["best dev accuracy"], float):
             r["best dev accuracy"] = f"{r['best dev accuracy']:.3f}"
@@ -293,7 +320,7 @@ def publish(args, runs: list[dict], planned: int) -> None:
             f"{'whole' if not args.dev_n else f'first {args.dev_n} rows of'} "
             f"SST-2 dev, evaluations every {args.eval_every} steps counted, a {args.max_steps}-step schedule; "
             f"device {args.device}, backbone dtype {args.dtype}.\n\n{lead} {trivial}\n\n"
-            + table(rows, ["method", "lr", "seconds to threshold", "step", "best dev accuracy", "error"])
+            + table(rows, ["method", "lr", "seconds to threshold", "step", "best dev accuracy", "note"])
             + "\n\n![dev accuracy against wall seconds](img/time_to_accuracy.png)")
     if args.no_write:
         print(body)
@@ -306,7 +333,7 @@ def publish(args, runs: list[dict], planned: int) -> None:
     command = ("python benchmarks/time_to_accuracy.py " + " ".join(
         f"--{k.replace('_', '-')} {v}" for k, v in shown.items()
         if k in ("threshold", "max_steps", "eval_every", "device", "dtype", "tasktune_lrs", "peft_prompt_lrs",
-                 "peft_lora_lrs")))
+                 "peft_lora_lrs")) + (" --prune" if args.prune else ""))
     write_section("time_to_accuracy", "Time to accuracy: tasktune vs PEFT (SST-2, embedded SmolLM2-135M)", command,
                   body, {"runs": runs, "ratio_fastest_peer_over_tasktune": ratio, "threshold": args.threshold,
                          "planned_runs": planned, "baselines": args.baselines,
