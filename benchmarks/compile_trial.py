@@ -10,13 +10,15 @@ compiled through `tasktune.backbone.compiled` (the code path of --compile). Comp
 with an empty inductor cache (a machine's first run) and again with the cache it left (every later
 run). Each reports its first step (compile included), the median of steps 3 and later, MFU
 (4 N T, speed_vs_peft.py's count) against this machine's bf16 GEMM peak, and the evaluation speed
-on 128 dev sentences as a --compile run evaluates (eager), then with the evaluation compiled too
-(its first pass compiles the no-grad graphs). The
+and MFU (2 N T) on 128 dev sentences at the default evaluation batch as a --compile run evaluates
+(eager), then with the evaluation compiled too (its first pass compiles the no-grad graphs). The
 update is checked against eager: cosine of the first step's gradient, and the losses.
 
 Part 2, time to accuracy (PROTOCOLS.md): `tasktune train` eager and `--compile` (empty cache, then
 warm), lr 3e-2, to 0.88 on the whole SST-2 dev set, with PEFT LoRA r=8 at its best rate of the
 time-to-accuracy sweep (3e-3) beside them, all in this run on this machine.
+
+Each kind of matrix unit (AMX, AVX-512 BF16, ...) publishes its own section, compile_trial_<isa>.
 """
 
 from __future__ import annotations
@@ -35,6 +37,7 @@ from torch.optim.optimizer import register_optimizer_step_pre_hook
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
+import speed_vs_peft  # noqa: E402
 from speed_vs_peft import LR, batches, harness_task, nonembedding_params, train_steps  # noqa: E402
 
 from report import child_result, machine  # noqa: E402
@@ -44,10 +47,9 @@ EVAL_N = 128
 
 
 def child(args) -> None:
-    from device_clock import now
-
     from tasktune.backbone import load_backbone
     from tasktune.backbone.compiled import compiled
+    from tasktune.engine.batch import EVAL_BATCH_SIZE
 
     if args.cache:
         os.environ["TORCHINDUCTOR_CACHE_DIR"] = args.cache
@@ -63,10 +65,8 @@ def child(args) -> None:
                                          if p.grad is not None]))
 
     hook = register_optimizer_step_pre_hook(snapshot)
-    def timed_eval() -> float:
-        t = now("cpu")
-        task.predict_scores(data.dev[:EVAL_N], 32)
-        return now("cpu") - t
+    def timed_eval() -> tuple[float, int]:  # seconds and tokens run, at the default evaluation batch
+        return speed_vs_peft.timed_eval(task, data.dev[:EVAL_N], EVAL_BATCH_SIZE)
 
     with compiled(bb.model, args.mode == "compiled"):
         runs = train_steps(task, steps, LR[args.method])
@@ -81,14 +81,18 @@ def child(args) -> None:
     processed = [sum(b.ids.numel() - len(b) * shared(b) for b in bs) + max(shared(b) for b in bs) for _, bs, _ in runs]
     n = nonembedding_params(bb.model)
     later = range(3, len(runs))
+    eval_s, eval_tokens = evals[1]
     if args.grad_out:
         save_file({"grad": first_grad[0]}, args.grad_out)
     print("RESULT " + json.dumps({
         "method": args.method, "mode": args.mode, "first_step_s": times[0],
         "median_step_s": statistics.median(times[i] for i in later),
         "flops_s": 4 * n * sum(processed[i] for i in later) / sum(times[i] for i in later),
-        "eval_ex_s": EVAL_N / evals[1], "compiled_eval_first_pass_s": inference[0] if inference else None,
-        "compiled_eval_ex_s": EVAL_N / inference[1] if inference else None, "losses": [loss for _, _, loss in runs]}))
+        "eval_ex_s": EVAL_N / eval_s, "eval_flops_s": 2 * n * eval_tokens / eval_s,
+        "compiled_eval_first_pass_s": inference[0][0] if inference else None,
+        "compiled_eval_ex_s": EVAL_N / inference[1][0] if inference else None,
+        "compiled_eval_flops_s": 2 * n * inference[1][1] / inference[1][0] if inference else None,
+        "losses": [loss for _, _, loss in runs]}))
 
 
 def run_child(method: str, mode: str, cache: str, grad_out: Path) -> dict:
@@ -143,7 +147,7 @@ def report(args) -> None:
 
     commit = git_commit()
     methods = args.methods.split(",")
-    path = ROOT / "docs" / "results" / "compile_trial.json"
+    path = ROOT / "docs" / "results" / f"{section_name()}.json"
     earlier = json.loads(path.read_text()) if args.extend and path.is_file() else {}
     if earlier and earlier.get("machine", "").split(",")[0] != machine().split(",")[0]:
         sys.exit(f"--extend: {path} ran on another machine ({earlier.get('machine')})")
@@ -158,20 +162,36 @@ def report(args) -> None:
     publish(rows, tta, earlier.get("peak_bf16_flops", peak) if args.extend else peak, args)
 
 
+def section_name() -> str:
+    """One section per kind of matrix unit: the step's MFU and compile's gain differ several-fold between an
+    AMX Xeon and an AVX-512 BF16 EPYC, and issue 18 sets a target for each."""
+    from tasktune.provenance import cpu_info, cpu_isa
+
+    isa = cpu_isa(cpu_info()[1]) or "other"
+    return "compile_trial_" + isa.lower().replace("-", "").replace(" ", "_")
+
+
 def _tta_row(label: str, lr: float, curve: list[dict], total: float) -> dict:
     hit = next((e for e in curve if e["accuracy"] >= 0.88), None)
     return {"run": label, "lr": lr, "curve": curve, "run_seconds": total,
             "reached_step": hit["step"] if hit else None, "seconds_to_threshold": hit["seconds"] if hit else None}
 
 
+def _share(flops: float | None, peak: float) -> str:
+    return f"{flops / peak:.0%}" if flops else ""
+
+
 def publish(rows: list[dict], tta: list[dict], peak: float, args) -> None:
+    from tasktune.provenance import cpu_info, cpu_isa
+
     from report import table, write_section
 
     shown = [{"method": r["method"], "setup": r["setup"], "first step (compile included) s": r["first_step_s"],
               "median step s": r["median_step_s"], "MFU": f"{r['MFU']:.0%}",
-              "evaluation sentences/s": r["eval_ex_s"],
+              "evaluation sentences/s": r["eval_ex_s"], "evaluation MFU": _share(r.get("eval_flops_s"), peak),
               "compiled evaluation: first pass s": r["compiled_eval_first_pass_s"] or "",
               "compiled evaluation sentences/s": r["compiled_eval_ex_s"] or "",
+              "compiled evaluation MFU": _share(r.get("compiled_eval_flops_s"), peak),
               "gradient cosine vs eager": f"{r['first-step gradient cosine vs eager']:.4f}",
               "largest loss difference": f"{r['largest loss difference vs eager']:.3f}"} for r in rows]
     verdicts = []
@@ -204,7 +224,8 @@ def publish(rows: list[dict], tta: list[dict], peak: float, args) -> None:
     command = "python benchmarks/compile_trial.py --report --methods prompt" + (
         f"; then --methods {args.methods} --extend --no-tta" if args.extend else "")
     commits = ", ".join(dict.fromkeys(str(r.get("commit")) for r in [*rows, *tta]))
-    write_section("compile_trial", "torch.compile: the step, its cost, and time to accuracy", command, body,
+    isa = cpu_isa(cpu_info()[1]) or "this CPU"
+    write_section(section_name(), f"torch.compile on {isa}: the step, its cost, and time to accuracy", command, body,
                   {"peak_bf16_flops": peak, "rows": rows, "time_to_accuracy": tta}, commit=commits)
 
 
