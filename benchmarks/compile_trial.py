@@ -221,8 +221,8 @@ def publish(rows: list[dict], tta: list[dict], peak: float, args) -> None:
             "run of the script; PEFT LoRA at its best rate of the time-to-accuracy sweep (the faster PEFT method "
             "on an AMX Xeon in issue 18's measurement).\n\n"
             + table(tta_rows, list(tta_rows[0])))
-    command = "python benchmarks/compile_trial.py --report --methods prompt" + (
-        f"; then --methods {args.methods} --extend --no-tta" if args.extend else "")
+    command = "python benchmarks/compile_trial.py --report --methods " + (
+        f"prompt; then --methods {args.methods} --extend --no-tta" if args.extend else args.methods)
     commits = ", ".join(dict.fromkeys(str(r.get("commit")) for r in [*rows, *tta]))
     isa = cpu_isa(cpu_info()[1]) or "this CPU"
     write_section(section_name(), f"torch.compile on {isa}: the step, its cost, and time to accuracy", command, body,
