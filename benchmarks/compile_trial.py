@@ -143,11 +143,11 @@ def report(args) -> None:
 
     from tasktune.provenance import git_commit
 
-    from report import ROOT
+    from report import ROOT, isa_section
 
     commit = git_commit()
     methods = args.methods.split(",")
-    path = ROOT / "docs" / "results" / f"{section_name()}.json"
+    path = ROOT / "docs" / "results" / f"{isa_section('compile_trial')[0]}.json"
     earlier = json.loads(path.read_text()) if args.extend and path.is_file() else {}
     if earlier and earlier.get("machine", "").split(",")[0] != machine().split(",")[0]:
         sys.exit(f"--extend: {path} ran on another machine ({earlier.get('machine')})")
@@ -162,15 +162,6 @@ def report(args) -> None:
     publish(rows, tta, earlier.get("peak_bf16_flops", peak) if args.extend else peak, args)
 
 
-def section_name() -> str:
-    """One section per kind of matrix unit: the step's MFU and compile's gain differ several-fold between an
-    AMX Xeon and an AVX-512 BF16 EPYC, and issue 18 sets a target for each."""
-    from tasktune.provenance import cpu_info, cpu_isa
-
-    isa = cpu_isa(cpu_info()[1]) or "other"
-    return "compile_trial_" + isa.lower().replace("-", "").replace(" ", "_")
-
-
 def _tta_row(label: str, lr: float, curve: list[dict], total: float) -> dict:
     hit = next((e for e in curve if e["accuracy"] >= 0.88), None)
     return {"run": label, "lr": lr, "curve": curve, "run_seconds": total,
@@ -182,9 +173,7 @@ def _share(flops: float | None, peak: float) -> str:
 
 
 def publish(rows: list[dict], tta: list[dict], peak: float, args) -> None:
-    from tasktune.provenance import cpu_info, cpu_isa
-
-    from report import table, write_section
+    from report import isa_section, table, write_section
 
     shown = [{"method": r["method"], "setup": r["setup"], "first step (compile included) s": r["first_step_s"],
               "median step s": r["median_step_s"], "MFU": f"{r['MFU']:.0%}",
@@ -224,8 +213,8 @@ def publish(rows: list[dict], tta: list[dict], peak: float, args) -> None:
     command = "python benchmarks/compile_trial.py --report --methods " + (
         f"prompt; then --methods {args.methods} --extend --no-tta" if args.extend else args.methods)
     commits = ", ".join(dict.fromkeys(str(r.get("commit")) for r in [*rows, *tta]))
-    isa = cpu_isa(cpu_info()[1]) or "this CPU"
-    write_section(section_name(), f"torch.compile on {isa}: the step, its cost, and time to accuracy", command, body,
+    name, isa = isa_section("compile_trial")
+    write_section(name, f"torch.compile on {isa}: the step, its cost, and time to accuracy", command, body,
                   {"peak_bf16_flops": peak, "rows": rows, "time_to_accuracy": tta}, commit=commits)
 
 

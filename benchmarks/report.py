@@ -23,6 +23,16 @@ def machine() -> str:
             f"transformers {transformers.__version__}, {datetime.date.today().isoformat()}")
 
 
+def isa_section(base: str) -> tuple[str, str]:
+    """(section name, matrix unit) for a benchmark whose figures depend on the kind of matrix unit: one
+    section per kind (`base`_amx, `base`_avx512_bf16, ...), since an AMX Xeon and an AVX-512 BF16
+    EPYC differ several-fold in bf16 speed and issue 18 sets a target for each."""
+    from tasktune.provenance import cpu_info, cpu_isa
+
+    isa = cpu_isa(cpu_info()[1]) or "other"
+    return f"{base}_" + isa.lower().replace("-", "").replace(" ", "_"), isa
+
+
 def child_result(cmd: list[str], env: dict | None = None) -> dict:
     """Run a benchmark child process and read its `RESULT {json}` line; exit with its error if it has none."""
     import subprocess

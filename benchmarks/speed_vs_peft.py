@@ -15,6 +15,8 @@ CPU: the same backbone dtype, eager attention, the loss from the label position'
 and "defaults" (second rows: PEFT's documented causal-LM usage, the LM head over every position,
 sdpa attention). Both evaluate at batch 32, reading the label words at each row's last position.
 
+Each kind of matrix unit (AMX, AVX-512 BF16, ...) publishes its own section, speed_vs_peft_<isa>.
+
 MFU: model FLOPs per training step = 4 * N * T, where N = non-embedding backbone parameters
 and T = tokens run through the layers (padding included; a soft prompt shared by every row
 runs once per optimizer step, so counts once): 2NT for the forward and 2NT
@@ -39,7 +41,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from device_clock import gemm_peak, now, peak_gb  # noqa: E402
 from peft_peer import INIT_TEXT, TEMPLATE  # noqa: E402
 
-from report import table, write_section  # noqa: E402
+from report import isa_section, table, write_section  # noqa: E402
 
 DATA = Path(__file__).resolve().parents[2] / "shared" / "data" / "sst2"
 LR = {"prompt": 3e-2, "prefix": 1e-2, "ptuning": 1e-3}
@@ -246,7 +248,8 @@ def main() -> None:
             + ".\n\n**tasktune / PEFT at the same backbone dtype** (PEFT tuned for this CPU first, its "
             "defaults second):\n\n" + "\n".join(f"- {k}: **{v:.2f}x**" for k, v in ratios.items())
             + "\n\n" + table(rows, cols))
-    write_section("speed_vs_peft", "Speed and memory: tasktune vs PEFT (prompt tuning, prefix tuning, P-tuning)",
+    name, isa = isa_section("speed_vs_peft")
+    write_section(name, f"Speed and memory on {isa}: tasktune vs PEFT (prompt tuning, prefix tuning, P-tuning)",
                   f"python benchmarks/speed_vs_peft.py --steps {args.steps} --eval-n {args.eval_n} "
                   f"--dtypes {args.dtypes}" + (f" --device {args.device}" if args.device != "cpu" else ""), body,
                   {"rows": rows, "ratios": ratios, "gemm_peak": peaks})

@@ -174,8 +174,10 @@ def _generation_glance(data: dict) -> str:
     return "\n".join(lines) + "\n"
 
 
-RESULT_RENDERERS = {"time_to_accuracy": _time_to_accuracy, "speed_vs_peft": _speed_glance, "serve_scale": _serve_scale,
-                    "cost_curves": _cost_curves, "generation_speed": _generation_glance}
+RESULT_RENDERERS = {"time_to_accuracy": _time_to_accuracy, "serve_scale": _serve_scale, "cost_curves": _cost_curves,
+                    "generation_speed": _generation_glance,
+                    # one speed comparison per kind of matrix unit (benchmarks/report.py, isa_section)
+                    "speed_vs_peft_amx": _speed_glance, "speed_vs_peft_avx512_bf16": _speed_glance}
 
 
 def result_section(results_dir: Path, name: str) -> str:
