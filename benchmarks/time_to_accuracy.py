@@ -36,7 +36,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from peft_peer import TEMPLATE  # noqa: E402
 
-from report import ROOT, table, write_section  # noqa: E402
+from report import ROOT, isa_section, table, write_section  # noqa: E402
 
 DATA = ROOT.parent / "shared" / "data" / "sst2"
 
@@ -212,7 +212,7 @@ def main() -> None:
     ap.add_argument("--prune", action="store_true",
                     help="stop a run once it is slower than its method's fastest run so far (a lower bound)")
     ap.add_argument("--extend", action="store_true",
-                    help="keep the runs of docs/results/time_to_accuracy.json (same protocol) and add these")
+                    help="keep the runs of docs/results/time_to_accuracy_<isa>.json (same protocol) and add these")
     ap.add_argument("--baselines-only", action="store_true",
                     help="keep the published runs (same protocol) and measure again only the zero-shot and "
                     "majority rows")
@@ -269,7 +269,7 @@ PROTOCOL_KEYS = ("threshold", "max_steps", "eval_every", "dtype", "device", "dev
 
 def earlier_runs(args) -> list[dict]:
     """The published runs, when they ran under this protocol (--extend adds rates to a sweep)."""
-    path = ROOT / "docs" / "results" / "time_to_accuracy.json"
+    path = ROOT / "docs" / "results" / f"{isa_section('time_to_accuracy')[0]}.json"
     if not path.is_file():
         sys.exit(f"--extend: no earlier results at {path}")
     data = json.loads(path.read_text())
@@ -288,6 +288,7 @@ def publish(args, runs: list[dict], planned: int) -> None:
         hits = [r for r in runs if r["method"].startswith(prefix) and r.get("seconds_to_threshold") is not None]
         return min(hits, key=lambda r: r["seconds_to_threshold"]) if hits else None
 
+    name, isa = isa_section("time_to_accuracy")  # one section (and plot) per kind of matrix unit
     ours = best("tasktune")
     peers = [b for b in (best("PEFT prompt"), best("PEFT LoRA")) if b is not None]
     fastest_peer = min(peers, key=lambda r: r["seconds_to_threshold"]) if peers else None
@@ -321,11 +322,11 @@ def publish(args, runs: list[dict], planned: int) -> None:
             f"SST-2 dev, evaluations every {args.eval_every} steps counted, a {args.max_steps}-step schedule; "
             f"device {args.device}, backbone dtype {args.dtype}.\n\n{lead} {trivial}\n\n"
             + table(rows, ["method", "lr", "seconds to threshold", "step", "best dev accuracy", "note"])
-            + "\n\n![dev accuracy against wall seconds](img/time_to_accuracy.png)")
+            + f"\n\n![dev accuracy against wall seconds](img/{name}.png)")
     if args.no_write:
         print(body)
         return
-    plot(runs, args.threshold, ROOT / "docs" / "img" / "time_to_accuracy.png")
+    plot(runs, args.threshold, ROOT / "docs" / "img" / f"{name}.png")
     shown = dict(vars(args))  # the rates of every run shown (an --extend run adds to earlier ones)
     for key, method in (("tasktune_lrs", "tasktune prompt tuning"), ("peft_prompt_lrs", "PEFT prompt tuning"),
                         ("peft_lora_lrs", "PEFT LoRA r=8 q,v")):
@@ -334,7 +335,7 @@ def publish(args, runs: list[dict], planned: int) -> None:
         f"--{k.replace('_', '-')} {v}" for k, v in shown.items()
         if k in ("threshold", "max_steps", "eval_every", "device", "dtype", "tasktune_lrs", "peft_prompt_lrs",
                  "peft_lora_lrs")) + (" --prune" if args.prune else ""))
-    write_section("time_to_accuracy", "Time to accuracy: tasktune vs PEFT (SST-2, embedded SmolLM2-135M)", command,
+    write_section(name, f"Time to accuracy on {isa}: tasktune vs PEFT (SST-2, embedded SmolLM2-135M)", command,
                   body, {"runs": runs, "ratio_fastest_peer_over_tasktune": ratio, "threshold": args.threshold,
                          "planned_runs": planned, "baselines": args.baselines,
                          "protocol": {k: getattr(args, k) for k in PROTOCOL_KEYS}},

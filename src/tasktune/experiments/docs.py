@@ -174,10 +174,11 @@ def _generation_glance(data: dict) -> str:
     return "\n".join(lines) + "\n"
 
 
-RESULT_RENDERERS = {"time_to_accuracy": _time_to_accuracy, "serve_scale": _serve_scale, "cost_curves": _cost_curves,
-                    "generation_speed": _generation_glance,
-                    # one speed comparison per kind of matrix unit (benchmarks/report.py, isa_section)
-                    "speed_vs_peft_amx": _speed_glance, "speed_vs_peft_avx512_bf16": _speed_glance}
+RESULT_RENDERERS = {"serve_scale": _serve_scale, "cost_curves": _cost_curves, "generation_speed": _generation_glance,
+                    # one speed comparison and one time to accuracy per kind of matrix unit (benchmarks/report.py,
+                    # isa_section)
+                    "speed_vs_peft_amx": _speed_glance, "speed_vs_peft_avx512_bf16": _speed_glance,
+                    "time_to_accuracy_amx": _time_to_accuracy, "time_to_accuracy_avx512_bf16": _time_to_accuracy}
 
 
 def result_section(results_dir: Path, name: str) -> str:
