@@ -51,6 +51,7 @@ def peft_child(args) -> None:
     from tasktune.data import load_splits
 
     device = torch.device(args.device)
+    torch.manual_seed(0)  # LoRA's A matrices are drawn at random: seeded, as `tasktune train` seeds its runs
     model, tok = peft_peer.load(args.one, resolve_dtype(args.dtype, device), True, str(device))
     data = load_splits(str(args.data))
     dev = data.dev[: args.dev_n] if args.dev_n else data.dev
