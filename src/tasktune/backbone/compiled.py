@@ -3,8 +3,9 @@
 A prompt-tuning step on a small model is mostly not matrix multiplication: tens of thousands of
 small elementwise ops and the autograd engine between them. Compiling the base model's forward
 (inductor, dynamic shapes) fuses those chains and compiles the backward as one graph: on the
-embedded SmolLM2 on an AMX Xeon a bf16 prompt-tuning step goes from 0.79 to 0.52 s
-(docs/BENCHMARKS.md, "torch.compile"). The price is the compile itself, paid per process: a few
+embedded SmolLM2 a bf16 prompt-tuning step goes from 0.79 to 0.52 s on an AMX Xeon and from 0.83
+to 0.54-0.64 s on an AVX-512 BF16 EPYC (docs/BENCHMARKS.md, the two "torch.compile on ..."
+sections). The price is the compile itself, paid per process: a few
 minutes the first time on a machine, 15-30 s once inductor's FX-graph and AOTAutograd caches hold
 this model's graphs. So the caches live in tasktune's cache folder (not /tmp) and compiling is a
 choice (`--compile`), worth it for runs of more than about a hundred steps.
