@@ -37,8 +37,7 @@ from torch.optim.optimizer import register_optimizer_step_pre_hook
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-import speed_vs_peft  # noqa: E402
-from speed_vs_peft import LR, batches, harness_task, nonembedding_params, train_steps  # noqa: E402
+from speed_vs_peft import LR, batches, harness_task, nonembedding_params, timed_eval, train_steps  # noqa: E402
 
 from report import child_result, machine  # noqa: E402
 
@@ -65,17 +64,17 @@ def child(args) -> None:
                                          if p.grad is not None]))
 
     hook = register_optimizer_step_pre_hook(snapshot)
-    def timed_eval() -> tuple[float, int]:  # seconds and tokens run, at the default evaluation batch
-        return speed_vs_peft.timed_eval(task, data.dev[:EVAL_N], EVAL_BATCH_SIZE)
+    def evaluate() -> tuple[float, int]:  # seconds and tokens run, at the default evaluation batch
+        return timed_eval(task, data.dev[:EVAL_N], EVAL_BATCH_SIZE)
 
     with compiled(bb.model, args.mode == "compiled"):
         runs = train_steps(task, steps, LR[args.method])
         hook.remove()
-        evals = [timed_eval(), timed_eval()]  # as a --compile run evaluates: eager
+        evals = [evaluate(), evaluate()]  # as a --compile run evaluates: eager
     inference = []
     if args.mode == "compiled":  # the evaluation compiled too (not the default): its compile, then its speed
         with compiled(bb.model, inference=True):
-            inference = [timed_eval(), timed_eval()]
+            inference = [evaluate(), evaluate()]
     times = [t for t, _, _ in runs]
     shared = task.prefix_cache.shared_length if task.prefix_cache is not None else (lambda b: 0)
     processed = [sum(b.ids.numel() - len(b) * shared(b) for b in bs) + max(shared(b) for b in bs) for _, bs, _ in runs]

@@ -1,6 +1,6 @@
 """Sections rendered from a benchmark's results file: the fastest rate per method, lower bounds named."""
 
-from tasktune.experiments.docs import RESULT_RENDERERS
+from tasktune.experiments.docs import RESULT_RENDERERS, renderer_of
 
 
 def _run(method, lr, secs, step=None, total=500.0):
@@ -16,7 +16,7 @@ def test_time_to_accuracy_shows_each_methods_fastest_rate_and_the_lower_bound_of
             "runs": [_run("tasktune prompt tuning", 0.01, None), _run("tasktune prompt tuning", 0.03, 100.0, 150),
                      _run("tasktune prompt tuning", 0.1, 140.0, 175), _run("PEFT prompt tuning", 0.03, None, None, 900),
                      {"method": "PEFT LoRA r=8 q,v", "lr": 0.003, "error": "boom"}]}
-    text = RESULT_RENDERERS["time_to_accuracy_amx"](data)
+    text = RESULT_RENDERERS["time_to_accuracy"](data)
     assert "| tasktune prompt tuning | 100 | 150 | 0.03 | 0.01, 0.03, 0.1 |" in text
     assert "| PEFT prompt tuning | never (> 900) |" in text
     assert "LoRA" not in text  # a run that failed has no time to show
@@ -29,18 +29,18 @@ def test_time_to_accuracy_carries_the_trivial_rows_and_a_zero_shot_above_the_thr
     base = {"threshold": 0.88, "ratio_fastest_peer_over_tasktune": None, "planned_runs": 1,
             "runs": [_run("tasktune prompt tuning", 0.03, 100.0, 150)]}
     trivial = {"zero_shot_accuracy": 0.612, "majority_baseline": 0.509, "zero_shot_seconds": 21.0, "n": 872}
-    text = RESULT_RENDERERS["time_to_accuracy_amx"]({**base, "baselines": trivial})
+    text = RESULT_RENDERERS["time_to_accuracy"]({**base, "baselines": trivial})
     assert "| zero-shot template (no training) | never (dev accuracy 0.612) | 0 | | |" in text
     assert "| most common label | never (dev accuracy 0.509) | 0 | | |" in text
-    text = RESULT_RENDERERS["time_to_accuracy_amx"]({**base, "baselines": {**trivial, "zero_shot_accuracy": 0.9}})
+    text = RESULT_RENDERERS["time_to_accuracy"]({**base, "baselines": {**trivial, "zero_shot_accuracy": 0.9}})
     assert "| zero-shot template (no training) | 21 (dev accuracy 0.900) |" in text
-    assert "most common label" not in RESULT_RENDERERS["time_to_accuracy_amx"](base)
+    assert "most common label" not in RESULT_RENDERERS["time_to_accuracy"](base)
 
 
 def test_a_partial_time_to_accuracy_run_says_so():
     data = {"threshold": 0.88, "ratio_fastest_peer_over_tasktune": None, "planned_runs": 9,
             "runs": [_run("tasktune prompt tuning", 0.03, 100.0, 150)]}
-    text = RESULT_RENDERERS["time_to_accuracy_amx"](data)
+    text = RESULT_RENDERERS["time_to_accuracy"](data)
     assert "Partial: 1 of 9 planned runs" in text and "sooner" not in text
 
 
@@ -57,3 +57,10 @@ def test_generation_glance_pairs_each_decoding_with_the_fixed_peer_and_names_the
     assert "| prompt, greedy | 120.0 | 100.0 | 1.20x | 0.80x |" in text
     assert "prefix, beam 5" not in text.split("\n\n")[0]  # no peer figure, no ratio
     assert "wrongly" in text and "prompt greedy 8.0 tokens/s" in text and "commit abc1234".lower() in text.lower()
+
+
+def test_a_benchmark_published_per_kind_of_matrix_unit_renders_with_its_benchmarks_renderer():
+    assert renderer_of("speed_vs_peft_amx") is RESULT_RENDERERS["speed_vs_peft"]
+    assert renderer_of("time_to_accuracy_avx512_bf16") is RESULT_RENDERERS["time_to_accuracy"]
+    assert renderer_of("cost_curves") is RESULT_RENDERERS["cost_curves"]
+    assert renderer_of("speed_vs_peftx") is None and renderer_of("unknown_amx") is None

@@ -174,20 +174,26 @@ def _generation_glance(data: dict) -> str:
     return "\n".join(lines) + "\n"
 
 
-RESULT_RENDERERS = {"serve_scale": _serve_scale, "cost_curves": _cost_curves, "generation_speed": _generation_glance,
-                    # one speed comparison and one time to accuracy per kind of matrix unit (benchmarks/report.py,
-                    # isa_section)
-                    "speed_vs_peft_amx": _speed_glance, "speed_vs_peft_avx512_bf16": _speed_glance,
-                    "time_to_accuracy_amx": _time_to_accuracy, "time_to_accuracy_avx512_bf16": _time_to_accuracy}
+RESULT_RENDERERS = {"time_to_accuracy": _time_to_accuracy, "speed_vs_peft": _speed_glance, "serve_scale": _serve_scale,
+                    "cost_curves": _cost_curves, "generation_speed": _generation_glance}
+
+
+def renderer_of(name: str):
+    """The renderer of results file NAME: its own, or that of the benchmark it is one run of (a benchmark
+    that publishes one file per kind of matrix unit names it BENCHMARK_<isa>, e.g. speed_vs_peft_amx)."""
+    if name in RESULT_RENDERERS:
+        return RESULT_RENDERERS[name]
+    return next((f for base, f in RESULT_RENDERERS.items() if name.startswith(base + "_")), None)
 
 
 def result_section(results_dir: Path, name: str) -> str:
     import json
 
     path = results_dir / f"{name}.json"
-    if name not in RESULT_RENDERERS or not path.is_file():
+    render = renderer_of(name)
+    if render is None or not path.is_file():
         raise TasktuneError(f"no results renderer or file for section 'result:{name}' ({path})")
-    body = RESULT_RENDERERS[name](json.loads(path.read_text(encoding="utf-8")))
+    body = render(json.loads(path.read_text(encoding="utf-8")))
     return f"<!-- result:{name}:start -->\n{body}<!-- result:{name}:end -->"
 
 
