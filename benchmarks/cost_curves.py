@@ -30,10 +30,9 @@ import torch
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from device_clock import gemm_peak, peak_gb  # noqa: E402
 
-from report import RESULTS, machine, write_section  # noqa: E402
+from report import RESULTS, device_section, machine, write_section  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[1]
-IMG = ROOT / "docs" / "img" / "cost_curves.png"
 TEMPLATE = "Review: {text}\nSentiment:{answer}"
 AXES = {"sequence tokens": [64, 128, 256, 512, 1024], "batch size": [1, 4, 16, 64], "virtual tokens": [1, 5, 20, 100]}
 BASE = {"sequence tokens": 64, "batch size": 16, "virtual tokens": 20}
@@ -87,7 +86,7 @@ def one(model: str, axis: str, value: int, steps: int, device: str = "cpu") -> d
             "dtype": str(bb.dtype).split(".")[-1], "nonembedding_params": n}
 
 
-def plot(rows: list[dict]) -> None:
+def plot(rows: list[dict], path: Path) -> None:
     import matplotlib
 
     matplotlib.use("Agg")
@@ -109,8 +108,8 @@ def plot(rows: list[dict]) -> None:
     axes[0, 0].legend()
     fig.suptitle("Prompt-tuning training step: cost against sequence length, batch size, virtual tokens")
     fig.tight_layout()
-    IMG.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(IMG, dpi=110)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(path, dpi=110)
 
 
 def main() -> None:
@@ -141,16 +140,18 @@ def main() -> None:
                     raise SystemExit(f"{model} {axis}={value}: {proc.stderr[-1500:]}")
                 rows.append(json.loads(line[0][7:]))
                 print(json.dumps(rows[-1]), flush=True)
-    plot(rows)
+    name = device_section("cost_curves", args.device)  # a GPU run is its own section (cost_curves_h200)
+    plot(rows, ROOT / "docs" / "img" / f"{name}.png")
     command = "python benchmarks/cost_curves.py " + " ".join(sys.argv[1:])
     RESULTS.mkdir(parents=True, exist_ok=True)
-    (RESULTS / "cost_curves.json").write_text(json.dumps(
-        {"rows": rows, "gemm_peak_bf16": peak, "commit": commit, "command": command, "machine": machine(),
-         "steps": args.steps}, indent=1) + "\n")
+    (RESULTS / f"{name}.json").write_text(json.dumps(
+        {"rows": rows, "gemm_peak_bf16": peak, "commit": commit, "command": command,
+         "machine": machine(args.device), "steps": args.steps}, indent=1) + "\n")
     from tasktune.experiments.docs import result_section
 
-    write_section("cost_curves", "How the cost of a training step grows", command,
-                  result_section(RESULTS, "cost_curves") + "\n\n![cost curves](img/cost_curves.png)")
+    where = f" on {machine(args.device).split(' (')[0]}" if args.device != "cpu" else ""
+    write_section(name, f"How the cost of a training step grows{where}", command,
+                  result_section(RESULTS, name) + f"\n\n![cost curves](img/{name}.png)", device=args.device)
 
 
 if __name__ == "__main__":

@@ -32,7 +32,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from device_clock import now, peak_gb  # noqa: E402
 from peft_peer import INIT_TEXT, N_VIRTUAL  # noqa: E402
 
-from report import table, write_section  # noqa: E402
+from report import device_section, table, write_section  # noqa: E402
 
 DATA = Path(__file__).resolve().parents[2] / "shared" / "data" / "e2e"
 TEMPLATE = "Table: {table}\nText:{answer}"
@@ -152,12 +152,19 @@ def main() -> None:
     print(ratios)
     if args.no_write:
         return
+    import transformers
+
+    from tasktune.engine.cache_keyword import CACHE
+
+    keyword = ("with transformers 5.24's cache keyword passed under the name PEFT 0.21.2 reads (as installed, "
+               "PEFT's generate re-injects the virtual tokens at every step: wrong outputs; "
+               "`peft_peer.generate_ready`)" if CACHE == "cache" else
+               f"as installed (transformers {transformers.__version__} still names the cache keyword as PEFT "
+               "reads it)")
     body = (f"The first {args.sources} E2E valid sources, decoded {args.batch} at a time, exactly "
             f"{args.max_new_tokens} new tokens each (end-of-sequence barred on both sides), backbone "
-            f"{args.dtype}, 20 virtual tokens; PEFT + `generate` with sdpa attention and left padding, and "
-            "with transformers 5.24's cache keyword passed under the name PEFT 0.21.2 reads (as installed, "
-            "PEFT's generate re-injects the virtual tokens at every step: wrong outputs; "
-            "`peft_peer.generate_ready`). "
+            f"{args.dtype}, 20 virtual tokens; PEFT + `generate` with sdpa attention and left padding, "
+            f"{keyword}. "
             "tokens/s = sources x new tokens / seconds; each row its own process.\n\n"
             "**tasktune / PEFT + generate:**\n\n" + "\n".join(f"- {k}: **{v:.2f}x**" for k, v in ratios.items())
             + "\n\n" + table(rows, ["library", "method", "beams", "seconds", "tokens_s", "peak_rss_gb", "error"]))
@@ -165,8 +172,10 @@ def main() -> None:
                f"--max-new-tokens {args.max_new_tokens} --beams-list {args.beams_list} --dtype {args.dtype}"
                + (f" --device {args.device}" if args.device != "cpu" else "")
                + (" --peft-as-installed" if args.peft_as_installed else ""))
-    write_section("generation_speed", "Batched decoding: tasktune vs PEFT + generate (prompt and prefix tuning)",
-                  command, body, {"rows": rows, "ratios": ratios})
+    name = device_section("generation_speed", args.device)  # a GPU run is its own section
+    where = f" on {torch.cuda.get_device_name(args.device)}" if args.device != "cpu" else ""
+    write_section(name, f"Batched decoding{where}: tasktune vs PEFT + generate (prompt and prefix tuning)",
+                  command, body, {"rows": rows, "ratios": ratios}, device=args.device)
 
 
 if __name__ == "__main__":

@@ -1,7 +1,8 @@
 """PEFT as the peer of the speed benchmarks, set up two ways on the embedded SmolLM2-135M.
 
 "tuned" is what a careful user does on a CPU: the backbone in the dtype compared, eager attention
-(PyTorch's fused CPU attention has a slow backward), rows right-padded and the loss read from
+(PyTorch's fused CPU attention has a slow backward; on a GPU sdpa stays, its fused kernels win
+there), rows right-padded and the loss read from
 the logits at the label position only (a 2D logits_to_keep through PEFT's forward, cross entropy
 on the label word's first token, as tasktune does). "defaults" is PEFT's documented causal-LM
 usage: prompt text + label word, labels -100 except the label word, the model computes the loss
@@ -45,8 +46,9 @@ def load(method: str, dtype: torch.dtype, tuned: bool = True, device: str = "cpu
     folder = smollm_folder()
     tok = AutoTokenizer.from_pretrained(folder)
     tok.pad_token = tok.eos_token
+    eager = tuned and torch.device(device).type == "cpu"  # a GPU's fused attention is faster both ways
     model = AutoModelForCausalLM.from_pretrained(folder, dtype=dtype,
-                                                 **({"attn_implementation": "eager"} if tuned else {}))
+                                                 **({"attn_implementation": "eager"} if eager else {}))
     if method == "prompt":
         cfg = PromptTuningConfig(task_type=TaskType.CAUSAL_LM, prompt_tuning_init=PromptTuningInit.TEXT,
                                  num_virtual_tokens=N_VIRTUAL, prompt_tuning_init_text=INIT_TEXT,

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import datetime
 import json
+import os
 import re
 from pathlib import Path
 
@@ -14,23 +15,52 @@ DOC = ROOT / "docs" / "BENCHMARKS.md"
 RESULTS = ROOT / "docs" / "results"
 
 
-def machine() -> str:
+def gpu_name(device: torch.device | str = "cpu") -> str:
+    """The GPU a benchmark runs on ("NVIDIA H200"), or "" for a CPU run."""
+    device = torch.device(device)
+    return torch.cuda.get_device_name(device) if device.type == "cuda" else ""
+
+
+def machine(device: torch.device | str = "cpu") -> str:
+    """Where a figure was measured: the CPU (threads, malloc) or the GPU and its host, the versions, the date."""
     import transformers
 
     from tasktune.provenance import allocator, cpu_name
 
-    return (f"{cpu_name()}, {torch.get_num_threads()} threads, {allocator()}, torch {torch.__version__}, "
-            f"transformers {transformers.__version__}, {datetime.date.today().isoformat()}")
+    gpu = gpu_name(device)
+    if gpu:
+        props = torch.cuda.get_device_properties(torch.device(device))
+        where = (f"{gpu} ({props.total_memory / 2**30:.0f} GiB, CUDA {torch.version.cuda}), host {cpu_name()} "
+                 f"{os.cpu_count()} cores")
+    else:
+        where = f"{cpu_name()}, {torch.get_num_threads()} threads, {allocator()}"
+    try:
+        import peft
+
+        versions = f", peft {peft.__version__}"
+    except ImportError:
+        versions = ""
+    return (f"{where}, torch {torch.__version__}, transformers {transformers.__version__}{versions}, "
+            f"{datetime.date.today().isoformat()}")
 
 
-def isa_section(base: str) -> tuple[str, str]:
+def isa_section(base: str, device: torch.device | str = "cpu") -> tuple[str, str]:
     """(section name, matrix unit) for a benchmark whose figures depend on the kind of matrix unit: one
     section per kind (`base`_amx, `base`_avx512_bf16, ...), since an AMX Xeon and an AVX-512 BF16
-    EPYC differ several-fold in bf16 speed and issue 18 sets a target for each."""
+    EPYC differ several-fold in bf16 speed and issue 18 sets a target for each; a GPU run is its own
+    section too (`base`_h200: the GPU's name)."""
     from tasktune.provenance import cpu_info, cpu_isa
 
+    gpu = gpu_name(device)
+    if gpu:
+        return f"{base}_" + re.sub(r"[^a-z0-9]+", "_", gpu.lower().removeprefix("nvidia ")).strip("_"), gpu
     isa = cpu_isa(cpu_info()[1]) or "other"
     return f"{base}_" + isa.lower().replace("-", "").replace(" ", "_"), isa
+
+
+def device_section(base: str, device: torch.device | str = "cpu") -> str:
+    """The section of a benchmark published once for the CPU (`base`) and once per GPU (`base`_h200)."""
+    return isa_section(base, device)[0] if gpu_name(device) else base
 
 
 def child_result(cmd: list[str], env: dict | None = None) -> dict:
@@ -45,13 +75,13 @@ def child_result(cmd: list[str], env: dict | None = None) -> dict:
 
 
 def write_section(name: str, title: str, command: str, body: str, data: dict | list | None = None,
-                  commit: str | None = None, ran_on: str | None = None) -> None:
+                  commit: str | None = None, ran_on: str | None = None, device: torch.device | str = "cpu") -> None:
     """Replace (or append) the section `name` of docs/BENCHMARKS.md; raw numbers go to docs/results.
 
     `commit`: the checkout the numbers ran on, read when the run started (a benchmark that publishes
     as it goes dirties the tree itself); by default read now. `ran_on`: the machine line of numbers
-    kept from an earlier run (by default this machine, now)."""
-    where = ran_on or machine()
+    kept from an earlier run (by default this machine, now; `device`: the GPU it ran on, if any)."""
+    where = ran_on or machine(device)
     DOC.parent.mkdir(parents=True, exist_ok=True)
     text = DOC.read_text() if DOC.exists() else "# Benchmarks\n\nEvery figure names the command that reproduces it.\n"
     section = (f"<!-- {name}:start -->\n## {title}\n\nCommand: `{command}`  \nMachine: {where}\n\n"

@@ -13,7 +13,9 @@ runs the soft prompt, the same in every row, once per step for all pieces.
 PEFT runs in two setups (peft_peer.py): "tuned" (the headline, what a careful user does on this
 CPU: the same backbone dtype, eager attention, the loss from the label position's logits only)
 and "defaults" (second rows: PEFT's documented causal-LM usage, the LM head over every position,
-sdpa attention). Both evaluate at batch 32, reading the label words at each row's last position.
+sdpa attention). With --device cuda the same runs go to the GPU (peak memory: the allocator's
+peak device memory; PEFT tuned keeps sdpa there, whose fused kernels win on a GPU) and publish
+speed_vs_peft_<gpu>. Both evaluate at batch 32, reading the label words at each row's last position.
 
 Each kind of matrix unit (AMX, AVX-512 BF16, ...) publishes its own section, speed_vs_peft_<isa>.
 
@@ -56,15 +58,18 @@ def batches(steps: int, size: int = 16):
     return data, [[data.train[i] for i in perm[k * size:(k + 1) * size]] for k in range(steps)]
 
 
-def train_steps(task, steps, lr: float, max_tokens: int = 768) -> list[tuple[float, list, float]]:
+def train_steps(task, steps, lr: float, max_tokens: int = -1) -> list[tuple[float, list, float]]:
     """One fused-AdamW step per list of examples, split into length-sorted micro-batches of at most
-    `max_tokens` padded tokens as tasktune's trainer does on CPU: (seconds, batches, loss) each."""
+    `max_tokens` padded tokens as tasktune's trainer does (-1: its default, 768 on a CPU, whole
+    batches on a GPU): (seconds, batches, loss) each."""
     from tasktune.engine.batch import micro_batches
     from tasktune.train.sampler import encoded_lengths
 
     opt = torch.optim.AdamW(task.module.parameters(), lr=lr, weight_decay=1e-5, fused=True)
     out = []
     device = task.backbone.device
+    if max_tokens < 0:
+        max_tokens = 768 if device.type == "cpu" else 0
     for exs in steps:
         t = now(device)
         encoded = [task.objective.encode(ex) for ex in exs]
@@ -244,15 +249,16 @@ def main() -> None:
             "SST-2 train batches of 16 (natural lengths, the "
             f"same {args.steps} batches for every run; step 1 is warm-up), eval on the first {args.eval_n} dev "
             "sentences at batch 32. Each row is its own process.\n\n"
-            "GEMM peak (2048^3): " + ", ".join(f"{d} {v / 1e9:.0f} GFLOP/s" for d, v in peaks.items())
+            f"GEMM peak ({8192 if args.device.startswith('cuda') else 2048}^3): "
+            + ", ".join(f"{d} {v / 1e9:.0f} GFLOP/s" for d, v in peaks.items())
             + ".\n\n**tasktune / PEFT at the same backbone dtype** (PEFT tuned for this CPU first, its "
             "defaults second):\n\n" + "\n".join(f"- {k}: **{v:.2f}x**" for k, v in ratios.items())
             + "\n\n" + table(rows, cols))
-    name, isa = isa_section("speed_vs_peft")
+    name, isa = isa_section("speed_vs_peft", args.device)
     write_section(name, f"Speed and memory on {isa}: tasktune vs PEFT (prompt tuning, prefix tuning, P-tuning)",
                   f"python benchmarks/speed_vs_peft.py --steps {args.steps} --eval-n {args.eval_n} "
                   f"--dtypes {args.dtypes}" + (f" --device {args.device}" if args.device != "cpu" else ""), body,
-                  {"rows": rows, "ratios": ratios, "gemm_peak": peaks})
+                  {"rows": rows, "ratios": ratios, "gemm_peak": peaks}, device=args.device)
 
 
 if __name__ == "__main__":

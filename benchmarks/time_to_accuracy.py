@@ -16,7 +16,7 @@ rate expected to be fastest first in each list).
 tasktune runs as a user runs it: `tasktune train ... --target-score T` with its defaults
 (prompt tuning, 20 virtual tokens), the evaluation times read from the wall-clock stamps of the
 run's metrics.jsonl. PEFT runs set up as a careful user would on this machine (peft_peer.py:
-the same backbone dtype, eager attention, loss and evaluation from the label position only),
+the same backbone dtype, eager attention on a CPU, loss and evaluation from the label position only),
 AdamW (weight decay 1e-5, gradient clipping 1.0, as tasktune), the same schedule; prompt tuning
 with 20 text-initialised virtual tokens and LoRA r=8 on q_proj and v_proj.
 """
@@ -149,7 +149,8 @@ def measure_baselines(args, work: Path) -> dict:
     from report import machine
 
     return {"zero_shot_accuracy": metrics["accuracy"], "majority_baseline": metrics["majority_baseline"],
-            "n": metrics["n"], "zero_shot_seconds": time.time() - t0, "commit": args.commit, "machine": machine()}
+            "n": metrics["n"], "zero_shot_seconds": time.time() - t0, "commit": args.commit,
+            "machine": machine(args.device)}
 
 
 def run_peft(args, method: str, lr: float, deadline: float = 0) -> tuple[list[dict], float]:
@@ -270,7 +271,7 @@ PROTOCOL_KEYS = ("threshold", "max_steps", "eval_every", "dtype", "device", "dev
 
 def earlier_runs(args) -> list[dict]:
     """The published runs, when they ran under this protocol (--extend adds rates to a sweep)."""
-    path = ROOT / "docs" / "results" / f"{isa_section('time_to_accuracy')[0]}.json"
+    path = ROOT / "docs" / "results" / f"{isa_section('time_to_accuracy', args.device)[0]}.json"
     if not path.is_file():
         sys.exit(f"--extend: no earlier results at {path}")
     data = json.loads(path.read_text())
@@ -289,7 +290,7 @@ def publish(args, runs: list[dict], planned: int) -> None:
         hits = [r for r in runs if r["method"].startswith(prefix) and r.get("seconds_to_threshold") is not None]
         return min(hits, key=lambda r: r["seconds_to_threshold"]) if hits else None
 
-    name, isa = isa_section("time_to_accuracy")  # one section (and plot) per kind of matrix unit
+    name, isa = isa_section("time_to_accuracy", args.device)  # one section (and plot) per matrix unit / GPU
     ours = best("tasktune")
     peers = [b for b in (best("PEFT prompt"), best("PEFT LoRA")) if b is not None]
     fastest_peer = min(peers, key=lambda r: r["seconds_to_threshold"]) if peers else None
@@ -340,7 +341,8 @@ def publish(args, runs: list[dict], planned: int) -> None:
                   body, {"runs": runs, "ratio_fastest_peer_over_tasktune": ratio, "threshold": args.threshold,
                          "planned_runs": planned, "baselines": args.baselines,
                          "protocol": {k: getattr(args, k) for k in PROTOCOL_KEYS}},
-                  commit=", ".join(dict.fromkeys(r.get("commit", args.commit) for r in runs)), ran_on=ran_on)
+                  commit=", ".join(dict.fromkeys(r.get("commit", args.commit) for r in runs)), ran_on=ran_on,
+                  device=args.device)
 
 
 if __name__ == "__main__":

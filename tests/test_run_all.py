@@ -15,3 +15,26 @@ def test_every_publishing_benchmark_and_experiment_config_is_in_run_all():
     assert not missing, f"benchmarks/run_all.sh leaves out {missing}"
     configs = [f"docs/experiments/{p.name}" for p in sorted((ROOT / "docs" / "experiments").glob("*.toml"))]
     assert not [c for c in configs if c not in listed]
+
+
+def test_run_gpu_lists_only_scripts_that_take_a_device():
+    """run_gpu.sh adds --device cuda to each entry: every script it names must take --device."""
+    listed = (ROOT / "benchmarks" / "run_gpu.sh").read_text()
+    scripts = re.findall(r'"(\w+\.py)[ "]', listed)
+    assert len(scripts) == 4
+    for s in scripts:
+        assert '"--device"' in (ROOT / "benchmarks" / s).read_text(), s
+
+
+def test_gpu_runs_publish_their_own_sections(monkeypatch):
+    """A GPU run is its own section, named for the GPU, and never overwrites a CPU section."""
+    import sys
+
+    sys.path.insert(0, str(ROOT / "benchmarks"))
+    import report
+
+    assert report.device_section("cost_curves", "cpu") == "cost_curves"
+    assert report.isa_section("speed_vs_peft", "cpu")[0].startswith("speed_vs_peft_")
+    monkeypatch.setattr(report, "gpu_name", lambda device="cpu": "NVIDIA H200" if str(device) != "cpu" else "")
+    assert report.isa_section("speed_vs_peft", "cuda") == ("speed_vs_peft_h200", "NVIDIA H200")
+    assert report.device_section("cost_curves", "cuda") == "cost_curves_h200"

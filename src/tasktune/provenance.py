@@ -71,6 +71,9 @@ NOT_CODE = (":(top,exclude)docs/results", ":(top,exclude)docs/img", ":(top,exclu
 def git_commit(where: Path | None = None) -> str:
     """The short commit of the checkout tasktune runs from (or of `where`), `+dirty` where tracked
     code or configs have uncommitted changes (results, plots and prose do not count: NOT_CODE)."""
+    pinned = os.environ.get("TASKTUNE_COMMIT")  # a copy of the checkout without its .git (a GPU machine)
+    if pinned and where is None:
+        return pinned
     here = where or Path(__file__).parent
     try:
         head = subprocess.run(["git", "rev-parse", "--short", "HEAD"], capture_output=True, text=True, timeout=10,
