@@ -5,17 +5,19 @@
 # cost_curves_h200) beside the CPU sections, which it leaves alone.
 # Usage: bash benchmarks/run_gpu.sh
 #   LIMITS="150 240 100 140": wall-second limit of each entry (timeout; a stopped time_to_accuracy
-#   keeps the runs it finished, marked partial); AFTER: a command run after each entry (e.g. copy
-#   the results off a machine that is about to go away).
+#   keeps the runs it finished, marked partial; the others publish at their end; "-": skip it);
+#   AFTER: a command run after each entry (e.g. copy the results off a machine that is about to go
+#   away); PEFT_SETUPS=tuned: speed_vs_peft without PEFT's default-setup rows.
 set -u
 cd "$(dirname "$0")/.."
 read -r -a limits <<< "${LIMITS:-0 0 0 0}"
 i=0
-for b in "speed_vs_peft.py --steps 20 --eval-n 256 --dtypes bfloat16" \
+for b in "speed_vs_peft.py --steps 20 --eval-n 256 --dtypes bfloat16 --peft-setups ${PEFT_SETUPS:-tuned,defaults}" \
          "time_to_accuracy.py --dtype bfloat16 --prune --tasktune-lrs 1e-2,3e-2,1e-1 --peft-lora-lrs 3e-3,1e-3,1e-2 --peft-prompt-lrs 3e-2,1e-2,1e-1" \
          "generation_speed.py --sources 32 --batch 16 --beams-list 1,5" \
          "cost_curves.py --models smollm2-135m --steps 5"; do
   limit=${limits[$i]:-0}; i=$((i + 1))
+  [ "$limit" = "-" ] && continue
   echo "=== $b --device cuda ($(date -u +%H:%M:%S), limit ${limit}s)"
   # shellcheck disable=SC2086
   timeout "$limit" python benchmarks/$b --device cuda || echo "=== FAILED or stopped: $b"

@@ -191,6 +191,8 @@ def main() -> None:
     ap.add_argument("--device", default="cpu", help="cpu | cuda: the same runs on a GPU")
     ap.add_argument("--method", default="prompt")
     ap.add_argument("--peft-setup", default="tuned", choices=["tuned", "defaults"])
+    ap.add_argument("--peft-setups", default="tuned,defaults",
+                    help="PEFT setups compared (tuned: the headline; defaults: second rows)")
     ap.add_argument("--dtypes", default="bfloat16,float32",
                     help="backbone dtypes to compare (a CPU without bf16 matmuls: float32 only)")
     args = ap.parse_args()
@@ -205,7 +207,8 @@ def main() -> None:
     for method in ("prompt", "prefix", "ptuning"):
         for dtype in dtypes:
             runs += [("tasktune", method, dtype, ""), ("peft", method, dtype, "tuned")]
-        runs += [("peft", method, dtype, "defaults") for dtype in dtypes]
+        if "defaults" in args.peft_setups.split(","):
+            runs += [("peft", method, dtype, "defaults") for dtype in dtypes]
     for lib, method, dtype, setup in runs:
         cmd = [sys.executable, __file__, "--one", lib, "--dtype", dtype, "--steps", str(args.steps),
                "--eval-n", str(args.eval_n), "--method", method, "--device", args.device] + \
@@ -257,7 +260,8 @@ def main() -> None:
     name, isa = isa_section("speed_vs_peft", args.device)
     write_section(name, f"Speed and memory on {isa}: tasktune vs PEFT (prompt tuning, prefix tuning, P-tuning)",
                   f"python benchmarks/speed_vs_peft.py --steps {args.steps} --eval-n {args.eval_n} "
-                  f"--dtypes {args.dtypes}" + (f" --device {args.device}" if args.device != "cpu" else ""), body,
+                  f"--dtypes {args.dtypes}" + (f" --device {args.device}" if args.device != "cpu" else "")
+                  + (f" --peft-setups {args.peft_setups}" if args.peft_setups != "tuned,defaults" else ""), body,
                   {"rows": rows, "ratios": ratios, "gemm_peak": peaks}, device=args.device)
 
 
