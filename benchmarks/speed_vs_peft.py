@@ -255,7 +255,8 @@ def main() -> None:
             f"GEMM peak ({8192 if args.device.startswith('cuda') else 2048}^3): "
             + ", ".join(f"{d} {v / 1e9:.0f} GFLOP/s" for d, v in peaks.items())
             + ".\n\n**tasktune / PEFT at the same backbone dtype** (PEFT tuned for this machine"
-            + (", its defaults second" if "defaults" in args.peft_setups else "") + "):\n\n" + "\n".join(f"- {k}: **{v:.2f}x**" for k, v in ratios.items())
+            + (", its defaults second" if "defaults" in args.peft_setups else "") + "):\n\n"
+            + "\n".join(f"- {k}: **{v:.2f}x**" for k, v in ratios.items())
             + "\n\n" + table(rows, cols))
     name, isa = isa_section("speed_vs_peft", args.device)
     write_section(name, f"Speed and memory on {isa}: tasktune vs PEFT (prompt tuning, prefix tuning, P-tuning)",
