@@ -144,9 +144,14 @@ def run_tasktune(args) -> dict:
                     for _, bs, _ in timed)
     n = nonembedding_params(bb.model)
     eval_s, eval_tokens = timed_eval(task, data.dev[: args.eval_n], 32, args.device)
-    return {"median_step_s": statistics.median(times), "real_tok_s": real / sum(times),
-            "flops_s": 4 * n * processed / sum(times), "eval_ex_s": args.eval_n / eval_s,
-            "eval_flops_s": 2 * n * eval_tokens / eval_s}
+    result = {"median_step_s": statistics.median(times), "step_s": times, "real_tok_s": real / sum(times),
+              "flops_s": 4 * n * processed / sum(times), "eval_ex_s": args.eval_n / eval_s,
+              "eval_flops_s": 2 * n * eval_tokens / eval_s}
+    if args.profile:
+        result["profile"] = {
+            "train step": profiled(lambda: train_steps(task, steps[1:2], LR[args.method]), args.device),
+            "eval": profiled(lambda: timed_eval(task, data.dev[:64], 32, args.device), args.device)}
+    return result
 
 
 def run_peft(args) -> dict:
@@ -171,12 +176,51 @@ def run_peft(args) -> dict:
     t_eval = now(args.device)
     peft_peer.accuracy(model, tok, data.dev[: args.eval_n], data.labels, args.method)
     eval_s = now(args.device) - t_eval
-    return {"median_step_s": statistics.median(times), "real_tok_s": real / sum(times),
-            "eval_ex_s": args.eval_n / eval_s}
+    result = {"median_step_s": statistics.median(times), "step_s": times, "real_tok_s": real / sum(times),
+              "eval_ex_s": args.eval_n / eval_s}
+    if args.profile:
+        def step():
+            model.train()
+            peft_peer.loss(model, tok, steps[1], args.method, tuned).backward()
+            opt.step()
+            opt.zero_grad()
+
+        def evaluate():
+            model.eval()
+            peft_peer.accuracy(model, tok, data.dev[:64], data.labels, args.method)
+
+        result["profile"] = {"train step": profiled(step, args.device), "eval": profiled(evaluate, args.device)}
+    return result
+
+
+def profiled(fn, device: str, top: int = 8) -> dict:
+    """What one call of `fn` runs (torch.profiler): operator calls, host-device synchronisations and
+    copies, and the operators taking the most host time and (on a GPU) device time, so that a slow
+    row says where its time goes."""
+    from torch.profiler import ProfilerActivity, profile
+
+    cuda = torch.device(device).type == "cuda"
+    acts = [ProfilerActivity.CPU] + ([ProfilerActivity.CUDA] if cuda else [])
+    with profile(activities=acts) as prof:
+        fn()
+        now(device)
+    events = prof.key_averages()
+
+    def ranked(attr):
+        rows = sorted(events, key=lambda e: -getattr(e, attr, 0))[:top]
+        return [[e.key, e.count, round(getattr(e, attr, 0) / 1e3, 3)] for e in rows]
+
+    return {"aten_calls": sum(e.count for e in events if e.key.startswith("aten::")),
+            "syncs": sum(e.count for e in events if "Synchronize" in e.key or e.key == "aten::_local_scalar_dense"),
+            "memcpy": sum(e.count for e in events if "Memcpy" in e.key or e.key == "aten::copy_"),
+            "top_host_ms": ranked("self_cpu_time_total"),
+            **({"top_device_ms": ranked("self_device_time_total")} if cuda else {})}
 
 
 def child(args) -> None:
     torch.manual_seed(0)
+    if args.no_cudnn_sdp:  # an A/B of the GPU's attention backends (both sides alike)
+        torch.backends.cuda.enable_cudnn_sdp(False)
     result = (run_tasktune if args.one == "tasktune" else run_peft)(args)
     result["peak_rss_gb"] = peak_gb(args.device)  # on CUDA: the allocator's peak device memory
     print("RESULT " + json.dumps(result))
@@ -195,6 +239,13 @@ def main() -> None:
                     help="PEFT setups compared (tuned: the headline; defaults: second rows)")
     ap.add_argument("--dtypes", default="bfloat16,float32",
                     help="backbone dtypes to compare (a CPU without bf16 matmuls: float32 only)")
+    ap.add_argument("--methods", default="prompt,prefix,ptuning")
+    ap.add_argument("--warm-round", action="store_true",
+                    help="run every row once unrecorded first (a GPU's process-wide caches: kernels compiled at "
+                         "first use, clocks), so that no row pays for the machine's first use")
+    ap.add_argument("--profile", action="store_true",
+                    help="also profile one training step and one evaluation of 64 rows per row (results file)")
+    ap.add_argument("--no-cudnn-sdp", action="store_true", help="GPU: keep sdpa off the cuDNN backend (A/B)")
     args = ap.parse_args()
     if args.one:
         return child(args)
@@ -204,16 +255,23 @@ def main() -> None:
     # (library, method, dtype, PEFT setup): per method and dtype tasktune and PEFT tuned side by side, then
     # PEFT's defaults at every dtype
     runs = []
-    for method in ("prompt", "prefix", "ptuning"):
+    for method in args.methods.split(","):
         for dtype in dtypes:
             runs += [("tasktune", method, dtype, ""), ("peft", method, dtype, "tuned")]
         if "defaults" in args.peft_setups.split(","):
             runs += [("peft", method, dtype, "defaults") for dtype in dtypes]
+
+    def command(lib, method, dtype, setup, profile=args.profile):
+        return ([sys.executable, __file__, "--one", lib, "--dtype", dtype, "--steps", str(args.steps),
+                 "--eval-n", str(args.eval_n), "--method", method, "--device", args.device]
+                + (["--peft-setup", setup] if setup else []) + (["--profile"] if profile else [])
+                + (["--no-cudnn-sdp"] if args.no_cudnn_sdp else []))
+
+    if args.warm_round:  # unrecorded: the first use of the machine is paid here, by no row
+        for run in runs:
+            subprocess.run(command(*run, profile=False), capture_output=True)
     for lib, method, dtype, setup in runs:
-        cmd = [sys.executable, __file__, "--one", lib, "--dtype", dtype, "--steps", str(args.steps),
-               "--eval-n", str(args.eval_n), "--method", method, "--device", args.device] + \
-              (["--peft-setup", setup] if setup else [])
-        out = subprocess.run(cmd, capture_output=True, text=True)
+        out = subprocess.run(command(lib, method, dtype, setup), capture_output=True, text=True)
         line = [x for x in out.stdout.splitlines() if x.startswith("RESULT ")]
         r = {"library": lib + (f" ({setup})" if setup else ""), "method": method, "backbone dtype": dtype}
         if not line:
@@ -226,13 +284,14 @@ def main() -> None:
             r["MFU (vs GEMM peak of dtype)"] = r["flops_s"] / peaks[dtype]
             r["eval MFU"] = r["eval_flops_s"] / peaks[dtype]
         rows.append(r)
-        print(r, flush=True)
+        print({k: v for k, v in r.items() if k not in ("profile", "step_s")}, flush=True)
+
     def find(lib, method, dtype):
         return next((r for r in rows if r["library"] == lib and r["method"] == method
                      and r["backbone dtype"] == dtype and "error" not in r), None)
 
     ratios = {}  # same dtype against PEFT tuned first (the headline), then against its defaults
-    for method in ("prompt", "prefix", "ptuning"):
+    for method in args.methods.split(","):
         for dtype, tag in (("bfloat16", "bf16"), ("float32", "fp32")):
             ours = find("tasktune", method, dtype)
             for setup in ("tuned", "defaults"):
@@ -259,10 +318,15 @@ def main() -> None:
             + "\n".join(f"- {k}: **{v:.2f}x**" for k, v in ratios.items())
             + "\n\n" + table(rows, cols))
     name, isa = isa_section("speed_vs_peft", args.device)
+    if args.no_cudnn_sdp:  # an A/B trial: its own section, the headline stays
+        name, isa = name + "_no_cudnn_sdp", isa + " without cuDNN attention"
     write_section(name, f"Speed and memory on {isa}: tasktune vs PEFT (prompt tuning, prefix tuning, P-tuning)",
                   f"python benchmarks/speed_vs_peft.py --steps {args.steps} --eval-n {args.eval_n} "
                   f"--dtypes {args.dtypes}" + (f" --device {args.device}" if args.device != "cpu" else "")
-                  + (f" --peft-setups {args.peft_setups}" if args.peft_setups != "tuned,defaults" else ""), body,
+                  + (f" --peft-setups {args.peft_setups}" if args.peft_setups != "tuned,defaults" else "")
+                  + (f" --methods {args.methods}" if args.methods != "prompt,prefix,ptuning" else "")
+                  + " --warm-round" * args.warm_round + " --profile" * args.profile
+                  + " --no-cudnn-sdp" * args.no_cudnn_sdp, body,
                   {"rows": rows, "ratios": ratios, "gemm_peak": peaks}, device=args.device)
 
 

@@ -21,7 +21,7 @@ def test_run_gpu_lists_only_scripts_that_take_a_device():
     """run_gpu.sh adds --device cuda to each entry: every script it names must take --device."""
     listed = (ROOT / "benchmarks" / "run_gpu.sh").read_text()
     scripts = re.findall(r'"(\w+\.py)[ "]', listed)
-    assert len(scripts) == 4
+    assert len(set(scripts)) == 4 and len(scripts) == 5
     for s in scripts:
         assert '"--device"' in (ROOT / "benchmarks" / s).read_text(), s
 

@@ -56,19 +56,22 @@ def check(doc: Path, results_root: Path) -> list[str]:
 
 # ---- sections rendered from a benchmark script's results file (docs/results/NAME.json) ----------
 def _speed_glance(data: dict) -> str:
-    """tasktune / PEFT at the same backbone dtype, PEFT tuned for the CPU (the headline)."""
+    """tasktune / PEFT at the same backbone dtype, PEFT tuned for the machine (the headline)."""
     rows = data["ratios"]
     keys = [k for k in rows if " vs PEFT tuned " in k]
     peak = data.get("gemm_peak", {})
-    lines = ["| tasktune / PEFT tuned (same backbone dtype, eager attention, label-only logits) | ratio |",
-             "|---|---|"]
-    lines += [f"| {k} | {rows[k]:.2f}x |" for k in keys]
+    gpu = "--device cuda" in data.get("command", "")  # PEFT keeps sdpa there; memory is the GPU's
+    lines = [f"| tasktune / PEFT tuned (same backbone dtype, {'sdpa' if gpu else 'eager'} attention, label-only "
+             "logits) | ratio |", "|---|---|"]
+    lines += [f"| {k.replace('peak RSS', 'peak GPU memory') if gpu else k} | {rows[k]:.2f}x |" for k in keys]
     machine = data.get("machine", "") + (f", commit {data['commit']}" if data.get("commit") else "")
+    defaults = any(k for k in rows if " vs PEFT defaults " in k)
     if peak:
-        lines += ["", "GEMM peak " + ", ".join(f"{d} {v / 1e9:.0f} GFLOP/s" for d, v in peak.items())
+        scale, unit = (1e12, "TFLOP/s") if gpu else (1e9, "GFLOP/s")
+        lines += ["", "GEMM peak " + ", ".join(f"{d} {v / scale:.0f} {unit}" for d, v in peak.items())
                   + (f" ({machine})" if machine else " (machine: the speed_vs_peft section of docs/BENCHMARKS.md)")
-                  + ". Throughput ratios above 1 and memory ratios below 1 favour tasktune; PEFT's untuned "
-                  "defaults are second rows in docs/BENCHMARKS.md."]
+                  + ". Throughput ratios above 1 and memory ratios below 1 favour tasktune"
+                  + ("; PEFT's untuned defaults are second rows in docs/BENCHMARKS.md." if defaults else ".")]
     return "\n".join(lines) + "\n"
 
 
