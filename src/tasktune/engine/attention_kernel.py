@@ -5,18 +5,37 @@ prompt-style training: profiled on the embedded SmolLM2 at batch 16, its backwar
 bf16 training step, five times its forward, while the plain math path (two batched matmuls and
 a softmax) differentiates for a fraction of that. So, on CPU under autograd, an sdpa call runs
 the model's own eager attention; inference keeps sdpa (equal speed there), and other devices
-are untouched. Both see the same mask, so results agree up to rounding (tested).
+are untouched. Both see the same mask, so results agree up to rounding (tested). For a plain
+Llama-style eager attention the math path is lean_attention.py's, which saves a quarter of the
+memory for its backward.
 """
 
 from __future__ import annotations
 
+import os
+
 import torch
 
 MATH_FOR_CPU_TRAINING = True  # a switch for tests and for measuring the difference
+# the math path as lean_attention.py where the model's eager is the plain one (TASKTUNE_LEAN_ATTENTION=0: the
+# model's own eager function, for A/B trials)
+LEAN_FOR_CPU_TRAINING = os.environ.get("TASKTUNE_LEAN_ATTENTION", "1") != "0"
 
 
 def use_math(query: torch.Tensor) -> bool:
     return MATH_FOR_CPU_TRAINING and query.device.type == "cpu" and torch.is_grad_enabled()
+
+
+def use_lean(module, query: torch.Tensor, key: torch.Tensor, value: torch.Tensor, kwargs: dict) -> bool:
+    """Whether the math path may run as lean_attention: a model type whose eager attention is the
+    plain one, no dropout, no position bias, the scale given, and q, k, v of one dtype outside
+    autocast (mixed-precision fine-tuning keeps the model's eager function)."""
+    from tasktune.engine.lean_attention import LEAN_MODEL_TYPES
+
+    model_type = getattr(getattr(module, "config", None), "model_type", None)
+    return (LEAN_FOR_CPU_TRAINING and model_type in LEAN_MODEL_TYPES and not kwargs.get("dropout")
+            and kwargs.get("position_bias") is None and kwargs.get("scaling") is not None
+            and query.dtype == key.dtype == value.dtype and not torch.is_autocast_enabled(query.device.type))
 
 
 def causal_mask(q_len: int, k_len: int, prefix: int, like: torch.Tensor) -> torch.Tensor:

@@ -28,6 +28,7 @@ from transformers.modeling_utils import ALL_ATTENTION_FUNCTIONS
 
 from tasktune import TasktuneError
 from tasktune.engine import attention_kernel as kernel
+from tasktune.engine.lean_attention import lean_attention
 
 KEYWORD = "attention_prefix"
 _REGISTERED: set[str] = set()
@@ -112,6 +113,9 @@ def _prefixed(base: str):
             if attention_mask is None and _causal(module, query, kwargs):
                 attention_mask = kernel.causal_mask(query.shape[2], key.shape[2], 0, query)
             impl = "eager"
+            if kernel.use_lean(module, query, key, value, kwargs):  # the eager function, saving less for its backward
+                mask = kernel.additive(attention_mask, query.dtype) if attention_mask is not None else None
+                return lean_attention(query, key, value, mask, kwargs["scaling"])
         if impl == "eager" and attention_mask is not None:
             attention_mask = kernel.additive(attention_mask, query.dtype)
         return _base_function(impl, module)(module, query, key, value, attention_mask, **kwargs)
