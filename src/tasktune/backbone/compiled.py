@@ -28,6 +28,7 @@ from torch import nn
 from tasktune import TasktuneError
 from tasktune.backbone.fused_projections import restore_projections, unfuse_projections
 from tasktune.backbone.lean_norm import lean_rms_norms, plain_rms_norms
+from tasktune.backbone.lean_swiglu import lean_swiglus, plain_swiglus
 
 
 def compile_cache_dir() -> str:
@@ -53,6 +54,7 @@ def compiled(model: nn.Module, enabled: bool = True, inference: bool = False):
         raise TasktuneError(f"{type(base).__name__}.forward is already replaced (compiled twice?)")
     os.environ.setdefault("TORCHINDUCTOR_CACHE_DIR", compile_cache_dir())
     lean = plain_rms_norms(model)
+    lean_mlps = plain_swiglus(model)
     fused = unfuse_projections(model)
     eager = base.forward
     fast = torch.compile(eager, dynamic=True)
@@ -71,4 +73,6 @@ def compiled(model: nn.Module, enabled: bool = True, inference: bool = False):
         del base.forward
         if lean:
             lean_rms_norms(model)
+        if lean_mlps:
+            lean_swiglus(model)
         restore_projections(fused)
