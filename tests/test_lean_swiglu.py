@@ -10,7 +10,8 @@ from conftest import tiny_backbone
 
 def mlp(dtype=torch.bfloat16):
     torch.manual_seed(0)
-    return LlamaMLP(LlamaConfig(hidden_size=16, intermediate_size=48, num_attention_heads=2, num_key_value_heads=2)).to(dtype).requires_grad_(False)
+    config = LlamaConfig(hidden_size=16, intermediate_size=48, num_attention_heads=2, num_key_value_heads=2)
+    return LlamaMLP(config).to(dtype).requires_grad_(False)
 
 
 def saved_bytes(fn) -> int:

@@ -8,8 +8,9 @@ at 256-1,024 tokens, 1.06x on a whole prompt-tuning or P-tuning step (docs/BENCH
 "Fused q/k/v matmuls").
 
 `fuse_projections` copies each layer's three weights once into one contiguous block and makes
-them views of it, so the model holds no second copy and an in-place update of a view (a
-checkpoint loaded into the backbone) is seen by the fused matmul. The attention forward stays the
+them views of it, so the model holds no second copy (the originals' pages of a mapped weights
+file go back to the system: resident_pages.py) and an in-place update of a view (a checkpoint
+loaded into the backbone) is seen by the fused matmul. The attention forward stays the
 model's own: q_proj computes q, k and v in one matmul and hands k and v to k_proj and v_proj when
 they are called next with the same tensor (any other input is computed on its own). A layer falls
 back to its separate matmuls while a weight requires grad (fine-tuning: the block is no leaf to
@@ -30,6 +31,8 @@ from types import MethodType
 import torch
 import torch.nn.functional as F
 from torch import nn
+
+from tasktune.backbone.resident_pages import release_file_pages
 
 ATTENTION = ("q_proj", "k_proj", "v_proj")
 
@@ -54,7 +57,7 @@ class FusedGroup:
         return F.linear(x, self.weight, self.bias).split(self.sizes, -1)
 
 
-def _group(linears: list[nn.Linear]) -> FusedGroup | None:
+def _group(linears: list[nn.Linear], originals: list[torch.Tensor]) -> FusedGroup | None:
     first = linears[0]
     if not all(type(lin) is nn.Linear and lin.in_features == first.in_features for lin in linears):
         return None
@@ -64,6 +67,7 @@ def _group(linears: list[nn.Linear]) -> FusedGroup | None:
     biased = [lin.bias is not None for lin in linears]
     if any(biased) != all(biased):
         return None
+    originals += [t.detach() for lin in linears for t in (lin.weight, lin.bias) if t is not None]
     weight = torch.cat([lin.weight.detach() for lin in linears])
     bias = torch.cat([lin.bias.detach() for lin in linears]) if all(biased) else None
     sizes = [lin.out_features for lin in linears]
@@ -111,11 +115,11 @@ def _bind(group: FusedGroup) -> None:
         lin.forward = MethodType(_first_forward if i == 0 else _next_forward, lin)
 
 
-def _fuse_module(module: nn.Module) -> int:
+def _fuse_module(module: nn.Module, originals: list[torch.Tensor]) -> int:
     children = dict(module.named_children())
     if not all(n in children for n in (*ATTENTION, "o_proj")):
         return 0
-    group = _group([children[n] for n in ATTENTION])
+    group = _group([children[n] for n in ATTENTION], originals)
     if group is None:
         return 0
     _bind(group)
@@ -158,7 +162,10 @@ def fuse_projections(model: nn.Module) -> int:
     model.eval()
     try:
         before = _probe_logits(model)
-        fused = sum(_fuse_module(m) for m in list(model.modules()))
+        originals: list[torch.Tensor] = []  # the weights copied into blocks: no module reads them any more
+        fused = sum(_fuse_module(m, originals) for m in list(model.modules()))
+        release_file_pages(originals)  # their resident pages of a mapped file (resident_pages.py)
+        del originals
         if fused:
             after = _probe_logits(model)
             tol = 8 * torch.finfo(model.get_input_embeddings().weight.dtype).eps * before.abs().max().item()
