@@ -38,7 +38,7 @@ def test_math_path_under_autograd_equals_sdpa(kind, method, monkeypatch):
     task.module.double()
     used = []
     real = attention_kernel.use_math
-    monkeypatch.setattr(attention_kernel, "use_math", lambda q: used.append(real(q)) or used[-1])
+    monkeypatch.setattr(attention_kernel, "use_math", lambda *a: used.append(real(*a)) or used[-1])
     math_loss, math_grads = loss_and_grad(task)
     assert used and all(used)  # every attention call took the math path
     monkeypatch.setattr(attention_kernel, "MATH_FOR_CPU_TRAINING", False)
@@ -51,8 +51,34 @@ def test_math_path_under_autograd_equals_sdpa(kind, method, monkeypatch):
         torch.testing.assert_close(a, b, atol=1e-6, rtol=1e-5)
 
 
-def test_inference_keeps_sdpa():
-    q = torch.zeros(1, 1, 2, 4)
-    assert attention_kernel.use_math(q)
+def test_inference_takes_the_math_path_only_where_lean_and_small(monkeypatch):
+    q, k = torch.zeros(2, 3, 4, 8), torch.zeros(2, 1, 5, 8)
+    assert attention_kernel.use_math(q, k, lean=False)  # training: always
     with torch.no_grad():
-        assert not attention_kernel.use_math(q)
+        assert attention_kernel.use_math(q, k, lean=True)
+        assert not attention_kernel.use_math(q, k, lean=False)  # another family's eager: sdpa
+        monkeypatch.setattr(attention_kernel, "MATH_INFERENCE_MAX_SCORES", 2 * 3 * 4 * 5 - 1)
+        assert not attention_kernel.use_math(q, k, lean=True)  # scores too big: sdpa's tiled kernel
+        assert not attention_kernel.use_math(q.to("meta"), k.to("meta"), lean=True)  # not a CPU
+
+
+@pytest.mark.parametrize("method", ["prompt-tuning", "prefix-tuning"])
+def test_inference_on_the_lean_path_equals_sdpa(method, monkeypatch):
+    bb = tiny_backbone("llama")
+    bb.model.double()
+    cfg = PromptTuningConfig(prompt_length=3) if method == "prompt-tuning" else PrefixTuningConfig(prefix_length=3,
+                                                                                                  reparam=False)
+    task = build_task(bb, method, cfg, TEMPLATE, ["positive", "negative"], seed=1)
+    task.module.double()
+    batch, _ = task.batch(EXAMPLES)
+    used = []
+    real = attention_kernel.use_math
+    monkeypatch.setattr(attention_kernel, "use_math", lambda *a: used.append(real(*a)) or used[-1])
+    with torch.no_grad():
+        lean = task.scores(batch)
+        assert used and all(used)
+        monkeypatch.setattr(attention_kernel, "MATH_FOR_CPU_INFERENCE", False)
+        used.clear()
+        sdpa = task.scores(batch)
+        assert used and not any(used)
+    torch.testing.assert_close(lean, sdpa, atol=1e-6, rtol=1e-6)

@@ -109,11 +109,12 @@ def _prefixed(base: str):
             if kwargs.get("position_bias") is not None:
                 kwargs["position_bias"] = _widen(kwargs["position_bias"], L, 0.0)
         impl = base
-        if impl == "sdpa" and kernel.use_math(query):
+        lean = base == "sdpa" and query.device.type == "cpu" and kernel.use_lean(module, query, key, value, kwargs)
+        if impl == "sdpa" and kernel.use_math(query, key, lean):
             if attention_mask is None and _causal(module, query, kwargs):
                 attention_mask = kernel.causal_mask(query.shape[2], key.shape[2], 0, query)
             impl = "eager"
-            if kernel.use_lean(module, query, key, value, kwargs):  # the eager function, saving less for its backward
+            if lean:  # the eager function, saving less for its backward
                 mask = kernel.additive(attention_mask, query.dtype) if attention_mask is not None else None
                 return lean_attention(query, key, value, mask, kwargs["scaling"])
         if impl == "eager" and attention_mask is not None:
