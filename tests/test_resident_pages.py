@@ -4,10 +4,11 @@ import sys
 
 import pytest
 import torch
-from conftest import save_tiny
 
 from tasktune.backbone import fused_projections, load_backbone
 from tasktune.backbone.resident_pages import PRESENT, release_file_pages
+
+from conftest import save_tiny
 
 pytestmark = pytest.mark.skipif(sys.platform != "linux", reason="pagemap and madvise: Linux")
 PAGE = mmap.PAGESIZE
