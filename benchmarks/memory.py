@@ -88,10 +88,12 @@ def report() -> None:
             "batches' runs all 16 rows in one forward. The weights' size is in the 'backbone loaded' row (the tied "
             "LM head is stored once). Both columns are in GB of 10^9 bytes (ru_maxrss is read in KiB and "
             "converted; the kernel raises it lazily, so the peak is the larger of it and the current RSS). Loading "
-            "maps the cached safetensors file (a bf16 copy of the cache is kept for bf16 loads); 'training' adds "
-            "the activations kept for backward, which gradient checkpointing recomputes instead (about a third "
-            "more compute). What the bf16 column's peak holds beyond weights and imports is activations plus "
-            "allocator slack (glibc keeps freed blocks).\n\n" + table(rows, list(rows[0])))
+            "maps the cached safetensors file (a bf16 copy of the cache is kept for bf16 loads) and runs a probe "
+            "forward that checks the fused q/k/v (every weight page is read there, and the originals' pages are "
+            "given back); 'training' adds the activations kept for backward, which gradient checkpointing "
+            "recomputes instead (about a third more compute). What the bf16 column's peak holds beyond weights and "
+            "imports is activations plus allocator slack (the allocator keeps freed blocks for reuse).\n\n"
+            + table(rows, list(rows[0])))
     write_section("memory", "Memory breakdown (peak RSS) of prompt tuning", "python benchmarks/memory.py", body, out)
 
 
