@@ -217,6 +217,20 @@ def profiled(fn, device: str, top: int = 8) -> dict:
             **({"top_device_ms": ranked("self_device_time_total")} if cuda else {})}
 
 
+def merged_rounds(results: list[dict]) -> dict:
+    """One row from a row's rounds: the median of each figure over the rounds that ran, the rounds
+    themselves (without profiles) under "rounds", the first round's profile; an error if none ran."""
+    ok = [r for r in results if "error" not in r]
+    if not ok:
+        return {"error": results[0]["error"]}
+    row = {key: statistics.median(r[key] for r in ok) for key, v in ok[0].items() if isinstance(v, (int, float))}
+    row["step_s"] = ok[0]["step_s"] if len(ok) == 1 else [r["step_s"] for r in ok]
+    if "profile" in ok[0]:
+        row["profile"] = ok[0]["profile"]
+    row["rounds"] = [{k: v for k, v in r.items() if k != "profile"} for r in results]
+    return row
+
+
 def child(args) -> None:
     torch.manual_seed(0)
     if args.no_cudnn_sdp:  # an A/B of the GPU's attention backends (both sides alike)
@@ -245,6 +259,8 @@ def main() -> None:
                          "first use, clocks), so that no row pays for the machine's first use")
     ap.add_argument("--profile", action="store_true",
                     help="also profile one training step and one evaluation of 64 rows per row (results file)")
+    ap.add_argument("--rounds", type=int, default=1,
+                    help="run every row this many times, interleaved; rows report medians (a noisy host)")
     ap.add_argument("--no-cudnn-sdp", action="store_true", help="GPU: keep sdpa off the cuDNN backend (A/B)")
     args = ap.parse_args()
     if args.one:
@@ -270,27 +286,33 @@ def main() -> None:
     if args.warm_round:  # unrecorded: the first use of the machine is paid here, by no row
         for run in runs:
             subprocess.run(command(*run, profile=False), capture_output=True)
-    for lib, method, dtype, setup in runs:
-        out = subprocess.run(command(lib, method, dtype, setup), capture_output=True, text=True)
-        line = [x for x in out.stdout.splitlines() if x.startswith("RESULT ")]
+    measured: dict[tuple, list[dict]] = {run: [] for run in runs}
+    for k in range(args.rounds):  # rounds interleave the rows, so a slow phase of the host hits every row alike
+        for lib, method, dtype, setup in runs:
+            out = subprocess.run(command(lib, method, dtype, setup, profile=args.profile and k == 0),
+                                 capture_output=True, text=True)
+            line = [x for x in out.stdout.splitlines() if x.startswith("RESULT ")]
+            if not line:
+                err = [x for x in out.stderr.strip().splitlines() if x.strip()]
+                result = {"error": (err[-1] if err else f"exit {out.returncode}")[:160]}
+            else:
+                result = json.loads(line[0][7:])
+            measured[(lib, method, dtype, setup)].append(result)
+            print({"library": lib, "setup": setup, "method": method, "dtype": dtype, "round": k + 1,
+                   **{key: v for key, v in result.items() if key not in ("profile", "step_s")}}, flush=True)
+    for (lib, method, dtype, setup), results in measured.items():
         r = {"library": lib + (f" ({setup})" if setup else ""), "method": method, "backbone dtype": dtype}
-        if not line:
-            err = [x for x in out.stderr.strip().splitlines() if x.strip()]
-            rows.append({**r, "error": (err[-1] if err else f"exit {out.returncode}")[:160]})
-            print(rows[-1], flush=True)
-            continue
-        r.update(json.loads(line[0][7:]))
+        r.update(merged_rounds(results))
         if "flops_s" in r:
             r["MFU (vs GEMM peak of dtype)"] = r["flops_s"] / peaks[dtype]
             r["eval MFU"] = r["eval_flops_s"] / peaks[dtype]
         rows.append(r)
-        print({k: v for k, v in r.items() if k not in ("profile", "step_s")}, flush=True)
 
     def find(lib, method, dtype):
         return next((r for r in rows if r["library"] == lib and r["method"] == method
                      and r["backbone dtype"] == dtype and "error" not in r), None)
 
-    ratios = {}  # same dtype against PEFT tuned first (the headline), then against its defaults
+    ratios, spread = {}, {}  # same dtype against PEFT tuned first (the headline), then against its defaults
     for method in args.methods.split(","):
         for dtype, tag in (("bfloat16", "bf16"), ("float32", "fp32")):
             ours = find("tasktune", method, dtype)
@@ -299,9 +321,14 @@ def main() -> None:
                 if ours is None or peer is None:
                     continue
                 key = f"{method} {tag} vs PEFT {setup} {tag}"
-                ratios[f"{key}: train tok/s"] = ours["real_tok_s"] / peer["real_tok_s"]
-                ratios[f"{key}: eval ex/s"] = ours["eval_ex_s"] / peer["eval_ex_s"]
-                ratios[f"{key}: peak RSS"] = ours["peak_rss_gb"] / peer["peak_rss_gb"]
+                for name, field in (("train tok/s", "real_tok_s"), ("eval ex/s", "eval_ex_s"),
+                                    ("peak RSS", "peak_rss_gb")):
+                    ratios[f"{key}: {name}"] = ours[field] / peer[field]
+                    # each round's own pair: how far one run's ratio can fall from the median's
+                    pairs = [a[field] / b[field] for a, b in zip(ours["rounds"], peer["rounds"], strict=True)
+                             if "error" not in a and "error" not in b]
+                    if len(pairs) > 1:
+                        spread[f"{key}: {name}"] = [min(pairs), max(pairs)]
     print(ratios)
     cols = ["library", "method", "backbone dtype", "median_step_s", "real_tok_s", "eval_ex_s", "peak_rss_gb",
             "MFU (vs GEMM peak of dtype)", "eval MFU", "error"]
@@ -315,7 +342,11 @@ def main() -> None:
             + ", ".join(f"{d} {v / 1e9:.0f} GFLOP/s" for d, v in peaks.items())
             + ".\n\n**tasktune / PEFT at the same backbone dtype** (PEFT tuned for this machine"
             + (", its defaults second" if "defaults" in args.peft_setups else "") + "):\n\n"
-            + "\n".join(f"- {k}: **{v:.2f}x**" for k, v in ratios.items())
+            + (f"Each row is the median of {args.rounds} rounds that interleave the rows (each its own "
+               "process); a ratio is the medians' ratio, with the range of the rounds' own ratios after it.\n\n"
+               if args.rounds > 1 else "")
+            + "\n".join(f"- {k}: **{v:.2f}x**" + (f" (rounds: {spread[k][0]:.2f}-{spread[k][1]:.2f}x)" if k in spread
+                                                  else "") for k, v in ratios.items())
             + "\n\n" + table(rows, cols))
     name, isa = isa_section("speed_vs_peft", args.device)
     if args.no_cudnn_sdp:  # an A/B trial: its own section, the headline stays
@@ -325,9 +356,10 @@ def main() -> None:
                   f"--dtypes {args.dtypes}" + (f" --device {args.device}" if args.device != "cpu" else "")
                   + (f" --peft-setups {args.peft_setups}" if args.peft_setups != "tuned,defaults" else "")
                   + (f" --methods {args.methods}" if args.methods != "prompt,prefix,ptuning" else "")
+                  + (f" --rounds {args.rounds}" if args.rounds > 1 else "")
                   + " --warm-round" * args.warm_round + " --profile" * args.profile
                   + " --no-cudnn-sdp" * args.no_cudnn_sdp, body,
-                  {"rows": rows, "ratios": ratios, "gemm_peak": peaks}, device=args.device)
+                  {"rows": rows, "ratios": ratios, "ratio_rounds": spread, "gemm_peak": peaks}, device=args.device)
 
 
 if __name__ == "__main__":

@@ -64,3 +64,16 @@ def test_a_benchmark_published_per_kind_of_matrix_unit_renders_with_its_benchmar
     assert renderer_of("time_to_accuracy_avx512_bf16") is RESULT_RENDERERS["time_to_accuracy"]
     assert renderer_of("cost_curves") is RESULT_RENDERERS["cost_curves"]
     assert renderer_of("speed_vs_peftx") is None and renderer_of("unknown_amx") is None
+
+
+def test_speed_glance_shows_the_rounds_range_only_when_the_run_had_rounds():
+    data = {"ratios": {"prompt bf16 vs PEFT tuned bf16: train tok/s": 1.8,
+                       "prompt bf16 vs PEFT defaults bf16: train tok/s": 2.5},
+            "gemm_peak": {"bfloat16": 9.5e11}, "machine": "CPU X", "commit": "abc1234"}
+    one = RESULT_RENDERERS["speed_vs_peft"](data)
+    assert "| prompt bf16 vs PEFT tuned bf16: train tok/s | 1.80x |\n" in one and "range" not in one
+    assert "defaults bf16: train" not in one  # the headline is PEFT tuned; defaults are second rows elsewhere
+    data["ratio_rounds"] = {"prompt bf16 vs PEFT tuned bf16: train tok/s": [1.6, 2.0]}
+    three = RESULT_RENDERERS["speed_vs_peft"](data)
+    assert "rounds' range |" in three
+    assert "| prompt bf16 vs PEFT tuned bf16: train tok/s | 1.80x | 1.60-2.00x |" in three

@@ -38,3 +38,16 @@ def test_gpu_runs_publish_their_own_sections(monkeypatch):
     monkeypatch.setattr(report, "gpu_name", lambda device="cpu": "NVIDIA H200" if str(device) != "cpu" else "")
     assert report.isa_section("speed_vs_peft", "cuda") == ("speed_vs_peft_h200", "NVIDIA H200")
     assert report.device_section("cost_curves", "cuda") == "cost_curves_h200"
+
+
+def test_speed_vs_peft_merges_rounds_into_medians_and_keeps_errors_out(monkeypatch):
+    monkeypatch.syspath_prepend(str(ROOT / "benchmarks"))
+    import speed_vs_peft
+
+    ok = [{"real_tok_s": v, "eval_ex_s": 2 * v, "step_s": [v], "peak_rss_gb": 1.0} for v in (3.0, 1.0, 2.0)]
+    row = speed_vs_peft.merged_rounds(ok + [{"error": "killed"}])
+    assert row["real_tok_s"] == 2.0 and row["eval_ex_s"] == 4.0 and row["step_s"] == [[3.0], [1.0], [2.0]]
+    assert len(row["rounds"]) == 4 and "error" not in row
+    assert speed_vs_peft.merged_rounds([{"error": "boom"}]) == {"error": "boom"}
+    single = speed_vs_peft.merged_rounds(ok[:1])
+    assert single["step_s"] == [3.0] and single["real_tok_s"] == 3.0

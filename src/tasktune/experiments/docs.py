@@ -61,9 +61,13 @@ def _speed_glance(data: dict) -> str:
     keys = [k for k in rows if " vs PEFT tuned " in k]
     peak = data.get("gemm_peak", {})
     gpu = "--device cuda" in data.get("command", "")  # PEFT keeps sdpa there; memory is the GPU's
-    lines = [f"| tasktune / PEFT tuned (same backbone dtype, {'sdpa' if gpu else 'eager'} attention, label-only "
-             "logits) | ratio |", "|---|---|"]
-    lines += [f"| {k.replace('peak RSS', 'peak GPU memory') if gpu else k} | {rows[k]:.2f}x |" for k in keys]
+    spread = data.get("ratio_rounds") or {}  # --rounds N: the range of the rounds' own ratios
+    head = (f"| tasktune / PEFT tuned (same backbone dtype, {'sdpa' if gpu else 'eager'} attention, label-only "
+            "logits) | ratio |")
+    lines = [head + (" rounds' range |" if spread else ""), "|---|---|" + ("---|" if spread else "")]
+    for k in keys:
+        cell = f" {spread[k][0]:.2f}-{spread[k][1]:.2f}x |" if k in spread else (" |" if spread else "")
+        lines.append(f"| {k.replace('peak RSS', 'peak GPU memory') if gpu else k} | {rows[k]:.2f}x |{cell}")
     machine = data.get("machine", "") + (f", commit {data['commit']}" if data.get("commit") else "")
     defaults = any(k for k in rows if " vs PEFT defaults " in k)
     if peak:
