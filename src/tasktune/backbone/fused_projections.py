@@ -165,7 +165,6 @@ def fuse_projections(model: nn.Module) -> int:
         originals: list[torch.Tensor] = []  # the weights copied into blocks: no module reads them any more
         fused = sum(_fuse_module(m, originals) for m in list(model.modules()))
         release_file_pages(originals)  # their resident pages of a mapped file (resident_pages.py)
-        del originals
         if fused:
             after = _probe_logits(model)
             tol = 8 * torch.finfo(model.get_input_embeddings().weight.dtype).eps * before.abs().max().item()

@@ -39,12 +39,11 @@ def _file_mappings() -> list[tuple[int, int]]:
     return out
 
 
-def _clean(start: int, end: int) -> bool:
+def _clean(pagemap, start: int, end: int) -> bool:
     """No resident page in [start, end) is private to this process (all are the file's own)."""
     n = (end - start) // PAGE
-    with open("/proc/self/pagemap", "rb") as f:
-        f.seek(start // PAGE * 8)
-        entries = struct.unpack(f"{n}Q", f.read(n * 8))
+    pagemap.seek(start // PAGE * 8)
+    entries = struct.unpack(f"{n}Q", pagemap.read(n * 8))
     return all(not e & PRESENT or e & FILE_OR_SHARED for e in entries)
 
 
@@ -57,14 +56,15 @@ def release_file_pages(tensors: list[torch.Tensor]) -> int:
     libc.madvise.argtypes = [ctypes.c_void_p, ctypes.c_size_t, ctypes.c_int]
     maps = _file_mappings()
     released = 0
-    for t in tensors:
-        if t.device.type != "cpu" or t.numel() == 0 or not t.is_contiguous():
-            continue
-        ptr = t.data_ptr()
-        start = -(-ptr // PAGE) * PAGE  # whole pages only: a neighbour's bytes stay as they are
-        end = (ptr + t.numel() * t.element_size()) // PAGE * PAGE
-        if end <= start or not any(lo <= start and end <= hi for lo, hi in maps):
-            continue
-        if _clean(start, end) and libc.madvise(start, end - start, mmap.MADV_DONTNEED) == 0:
-            released += end - start
+    with open("/proc/self/pagemap", "rb") as pagemap:
+        for t in tensors:
+            if t.device.type != "cpu" or t.numel() == 0 or not t.is_contiguous():
+                continue
+            ptr = t.data_ptr()
+            start = -(-ptr // PAGE) * PAGE  # whole pages only: a neighbour's bytes stay as they are
+            end = (ptr + t.numel() * t.element_size()) // PAGE * PAGE
+            if end <= start or not any(lo <= start and end <= hi for lo, hi in maps):
+                continue
+            if _clean(pagemap, start, end) and libc.madvise(start, end - start, mmap.MADV_DONTNEED) == 0:
+                released += end - start
     return released

@@ -42,6 +42,17 @@ def use_math(query: torch.Tensor, key: torch.Tensor, lean: bool) -> bool:
     return lean and MATH_FOR_CPU_INFERENCE and b * h * q_len * key.shape[-2] <= MATH_INFERENCE_MAX_SCORES
 
 
+def path(module, query: torch.Tensor, key: torch.Tensor, value: torch.Tensor, kwargs: dict) -> str:
+    """Which kernel one sdpa call runs: "sdpa", "eager" (the model's own math attention) or "lean"
+    (lean_attention.py)."""
+    if query.device.type != "cpu":
+        return "sdpa"
+    lean = use_lean(module, query, key, value, kwargs)
+    if not use_math(query, key, lean):
+        return "sdpa"
+    return "lean" if lean else "eager"
+
+
 def use_lean(module, query: torch.Tensor, key: torch.Tensor, value: torch.Tensor, kwargs: dict) -> bool:
     """Whether the math path may run as lean_attention: a model type whose eager attention is the
     plain one, no dropout, no position bias, the scale given, and q, k, v of one dtype outside

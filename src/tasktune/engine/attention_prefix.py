@@ -108,13 +108,11 @@ def _prefixed(base: str):
                 attention_mask = kernel.causal_mask(query.shape[2], key.shape[2] - L, L, query)
             if kwargs.get("position_bias") is not None:
                 kwargs["position_bias"] = _widen(kwargs["position_bias"], L, 0.0)
-        impl = base
-        lean = base == "sdpa" and query.device.type == "cpu" and kernel.use_lean(module, query, key, value, kwargs)
-        if impl == "sdpa" and kernel.use_math(query, key, lean):
+        impl = kernel.path(module, query, key, value, kwargs) if base == "sdpa" else base
+        if base == "sdpa" and impl != "sdpa":
             if attention_mask is None and _causal(module, query, kwargs):
                 attention_mask = kernel.causal_mask(query.shape[2], key.shape[2], 0, query)
-            impl = "eager"
-            if lean:  # the eager function, saving less for its backward
+            if impl == "lean":  # the eager function, saving less for its backward
                 mask = kernel.additive(attention_mask, query.dtype) if attention_mask is not None else None
                 return lean_attention(query, key, value, mask, kwargs["scaling"])
         if impl == "eager" and attention_mask is not None:
