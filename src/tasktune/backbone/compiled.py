@@ -13,8 +13,8 @@ choice (`--compile`), worth it for runs of more than about a hundred steps.
 While compiled, RMSNorms run the model's own forward: tasktune's lean norm is a custom autograd
 Function, which the AOTAutograd cache refuses to store (every run would recompile from scratch),
 and inductor's partitioner already decides what the backward keeps. The fused q/k/v matmuls
-(fused_projections.py) step aside too: the graph compiled is the model's own, so the
-compile caches measured stay valid.
+(fused_projections.py) and the packed weights (packed_weights.py) step aside too: the graph
+compiled is the model's own, so the compile caches measured stay valid.
 """
 
 from __future__ import annotations
@@ -29,6 +29,7 @@ from tasktune import TasktuneError
 from tasktune.backbone.fused_projections import restore_projections, unfuse_projections
 from tasktune.backbone.lean_norm import lean_rms_norms, plain_rms_norms
 from tasktune.backbone.lean_swiglu import lean_swiglus, plain_swiglus
+from tasktune.backbone.packing import pack_model, unpack_model
 
 
 def compile_cache_dir() -> str:
@@ -53,6 +54,7 @@ def compiled(model: nn.Module, enabled: bool = True, inference: bool = False):
     if "forward" in base.__dict__:
         raise TasktuneError(f"{type(base).__name__}.forward is already replaced (compiled twice?)")
     os.environ.setdefault("TORCHINDUCTOR_CACHE_DIR", compile_cache_dir())
+    packed = unpack_model(model)
     lean = plain_rms_norms(model)
     lean_mlps = plain_swiglus(model)
     fused = unfuse_projections(model)
@@ -76,3 +78,5 @@ def compiled(model: nn.Module, enabled: bool = True, inference: bool = False):
         if lean_mlps:
             lean_swiglus(model)
         restore_projections(fused)
+        if packed:
+            pack_model(model)

@@ -32,6 +32,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from tasktune.backbone.packed_weights import PackedWeight, linear, packing_available
 from tasktune.backbone.resident_pages import release_file_pages
 
 ATTENTION = ("q_proj", "k_proj", "v_proj")
@@ -47,6 +48,7 @@ class FusedGroup:
     sizes: list[int]
     pointers: list[tuple[int, int]] = field(default_factory=list)  # (weight, bias) of each view
     pending: tuple | None = None  # (input, outputs not yet handed out), attention only
+    packed: PackedWeight | None = None  # the block in oneDNN's layout (packed_weights.py)
 
     def usable(self) -> bool:
         return all(not lin.weight.requires_grad and lin.weight.data_ptr() == p
@@ -54,7 +56,9 @@ class FusedGroup:
                    for lin, (p, b) in zip(self.linears, self.pointers, strict=True))
 
     def run(self, x: torch.Tensor) -> tuple[torch.Tensor, ...]:
-        return F.linear(x, self.weight, self.bias).split(self.sizes, -1)
+        if self.packed is not None and not self.packed.current(self.weight):
+            self.packed = None  # the block was updated in place: plain from now on
+        return linear(x, self.weight, self.bias, self.packed).split(self.sizes, -1)
 
 
 def _group(linears: list[nn.Linear], originals: list[torch.Tensor]) -> FusedGroup | None:
@@ -150,6 +154,27 @@ def restore_projections(groups: list[FusedGroup]) -> None:
 def _probe_logits(model: nn.Module) -> torch.Tensor:
     ids = torch.arange(3, 11, device=model.get_input_embeddings().weight.device).view(2, 4)
     return model(input_ids=ids).logits.float()
+
+
+def fused_groups(model: nn.Module) -> list[FusedGroup]:
+    """The model's fused q/k/v blocks, once each."""
+    return list({id(g): g for m in model.modules() if is_fused(m) for g in [m.__dict__["_tasktune_fused"]]}.values())
+
+
+def pack_groups(model: nn.Module) -> int:
+    """Pack every fused block (packed_weights.py); returns how many."""
+    groups = [g for g in fused_groups(model) if g.packed is None and packing_available(g.weight)]
+    for group in groups:
+        group.packed = PackedWeight.of(group.weight)
+    return len(groups)
+
+
+def unpack_groups(model: nn.Module) -> int:
+    """Drop the fused blocks' packed copies; returns how many."""
+    groups = [g for g in fused_groups(model) if g.packed is not None]
+    for group in groups:
+        group.packed = None
+    return len(groups)
 
 
 def fuse_projections(model: nn.Module) -> int:

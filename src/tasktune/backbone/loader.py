@@ -17,6 +17,7 @@ from tasktune.backbone.family import FAMILIES, auto_class, detect_family
 from tasktune.backbone.fused_projections import fuse_projections
 from tasktune.backbone.lean_norm import lean_rms_norms
 from tasktune.backbone.lean_swiglu import lean_swiglus
+from tasktune.backbone.packing import pack_model
 
 
 @dataclass
@@ -42,6 +43,8 @@ class Backbone:
         lean_swiglus(self.model)
         if os.environ.get("TASKTUNE_FUSE", "1") != "0":  # 0: the model's own q/k/v matmuls (A/B trials)
             fuse_projections(self.model)
+        if os.environ.get("TASKTUNE_PACK", "1") != "0":  # 0: plain weights, oneDNN reorders per call (A/B)
+            pack_model(self.model)
         if getattr(self.model.config, "_attn_implementation", None) == "sdpa":
             # every sdpa call goes through tasktune's wrapper (engine/attention_kernel.py says why)
             from tasktune.engine import attention_prefix

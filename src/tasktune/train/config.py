@@ -51,6 +51,11 @@ class TrainConfig:
     """torch.compile the backbone for this run (inductor, dynamic shapes; the compile cache is kept in
     tasktune's cache folder): a faster step after a one-off compile (minutes the first time on a
     machine, 20-55 s once cached), so worth it for runs of more than about a hundred steps."""
+    packed_weights: bool = True
+    """Multiply by the frozen backbone's weights packed once into oneDNN's layout (CPU, bf16;
+    docs/BENCHMARKS.md, "Packed weights"): a faster step, the same updates, for the linear weights
+    held twice while training (the backward's copy). Off, or where that copy would take more than
+    half the available memory: the plain weights, held once."""
     dev_size: int = ranged(200, min=0)
     """When the data has no dev split, hold out this many training examples (seeded)."""
 

@@ -21,6 +21,7 @@ from safetensors.torch import load_file
 
 from tasktune import TasktuneError
 from tasktune.backbone.compiled import compiled
+from tasktune.backbone.packing import backward_copies_fit, unpacked
 from tasktune.data.readers import Example
 from tasktune.engine.batch import micro_batches
 from tasktune.regularizers.smart import Smart, SmartConfig
@@ -104,7 +105,10 @@ def train(task, train_set: list[Example], dev_set: list[Example], cfg: TrainConf
         wrapped.train()
 
     losses: list[float] = []
-    with (checkpointing(task, cfg.gradient_checkpointing), compiled(task.backbone.model, cfg.compile),
+    model = task.backbone.model
+    plain = not cfg.packed_weights or any(p.requires_grad for p in model.parameters()) \
+        or not backward_copies_fit(model)  # fine-tuning trains the weights: nothing to pack
+    with (unpacked(model, plain), checkpointing(task, cfg.gradient_checkpointing), compiled(model, cfg.compile),
           _progress(quiet or not accelerator.is_main_process) as bar):
         job = bar.add_task("train", total=cfg.max_steps, completed=progress["step"], info="")
         wrapped.train()
