@@ -37,6 +37,7 @@ from torch.optim.optimizer import register_optimizer_step_pre_hook
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
+from device_clock import peak_gb  # noqa: E402
 from speed_vs_peft import LR, batches, harness_task, nonembedding_params, timed_eval, train_steps  # noqa: E402
 
 from report import child_result, machine  # noqa: E402
@@ -91,7 +92,7 @@ def child(args) -> None:
         "compiled_eval_first_pass_s": inference[0][0] if inference else None,
         "compiled_eval_ex_s": EVAL_N / inference[1][0] if inference else None,
         "compiled_eval_flops_s": 2 * n * inference[1][1] / inference[1][0] if inference else None,
-        "losses": [loss for _, _, loss in runs]}))
+        "losses": [loss for _, _, loss in runs], "peak_rss_gb": peak_gb("cpu")}))
 
 
 def run_child(method: str, mode: str, cache: str, grad_out: Path) -> dict:
