@@ -35,6 +35,7 @@ def main() -> None:
     ap.add_argument("--one", action="store_true")
     ap.add_argument("--checkpointing", action="store_true")
     ap.add_argument("--max-tokens", type=int, default=768)
+    ap.add_argument("--plain", action="store_true", help="train on plain weights (train --no-packed-weights)")
     args = ap.parse_args()
     if not args.one:
         return report()
@@ -57,9 +58,10 @@ def main() -> None:
     snap("data read, task built", rows)
     from speed_vs_peft import train_steps
 
+    from tasktune.backbone.packing import unpacked
     from tasktune.train.loop import checkpointing
 
-    with checkpointing(task, args.checkpointing):
+    with unpacked(bb.model, args.plain), checkpointing(task, args.checkpointing):
         train_steps(task, [data.train[i * 16:(i + 1) * 16] for i in range(4)], 3e-2, args.max_tokens)
     snap("4 training steps (batch 16)", rows)
     task.predict_scores(data.dev[:128], 32)
@@ -71,7 +73,8 @@ def report() -> None:
     from report import table, write_section
 
     out = {}
-    for name, flags in (("bf16", []), ("bf16, whole batches", ["--max-tokens", "0"]),
+    for name, flags in (("bf16", []), ("bf16, plain weights", ["--plain"]),
+                        ("bf16, whole batches", ["--max-tokens", "0"]),
                         ("bf16, whole batches + gradient checkpointing", ["--max-tokens", "0", "--checkpointing"]),
                         ("fp32", ["--dtype", "float32"])):
         proc = subprocess.run([sys.executable, __file__, "--one", *flags], capture_output=True, text=True)
@@ -86,11 +89,14 @@ def report() -> None:
             "and the peak so far (ru_maxrss). 'bf16' and 'fp32' train as tasktune's trainer does on CPU: each batch "
             "in equal length-sorted pieces of at most 768 padded tokens, gradients summed (the same update); 'whole "
             "batches' runs all 16 rows in one forward. The weights' size is in the 'backbone loaded' row (the tied "
-            "LM head is stored once). Both columns are in GB of 10^9 bytes (ru_maxrss is read in KiB and "
+            "LM head is stored once). All columns are in GB of 10^9 bytes (ru_maxrss is read in KiB and "
             "converted; the kernel raises it lazily, so the peak is the larger of it and the current RSS). Loading "
             "maps the cached safetensors file (a bf16 copy of the cache is kept for bf16 loads) and runs a probe "
             "forward that checks the fused q/k/v (every weight page is read there, and the originals' pages are "
-            "given back); 'training' adds the activations kept for backward, which gradient checkpointing "
+            "given back). bf16 weights are then packed for oneDNN one at a time, each plain weight's pages "
+            "given back as it is (backbone/packed_weights.py); the first backward adds a second packed copy (of "
+            "W^T), which 'plain weights' (`train --no-packed-weights`) goes without; 'training' adds the "
+            "activations kept for backward, which gradient checkpointing "
             "recomputes instead (about a third more compute). What the bf16 column's peak holds beyond weights and "
             "imports is activations plus allocator slack (the allocator keeps freed blocks for reuse).\n\n"
             + table(rows, list(rows[0])))

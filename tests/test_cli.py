@@ -237,3 +237,22 @@ def test_eval_ensemble_of_runs(tiny_dir, data_dir, tmp_path):
     assert "majority_baseline" in metrics
     _, err = run("eval", *runs, "--data", data_dir / "dev.jsonl")
     assert err and "--ensemble" in err
+
+
+def test_packed_and_plain_weights_train_the_same_prompt(data_dir, tmp_path):
+    """The README's `--no-packed-weights`: plain bf16 weights give the packed run's update, bit for bit."""
+    import torch
+
+    from tasktune.backbone.packed_weights import packing_available
+
+    if not packing_available(torch.zeros(2, 2, dtype=torch.bfloat16)):
+        pytest.skip("this torch/CPU packs no bf16 weights for oneDNN")
+    llama = save_tiny("llama", tmp_path / "tiny-llama")
+    weights = []
+    for name, extra in (("packed", []), ("plain", ["--no-packed-weights"])):
+        args = train_args(llama, data_dir, tmp_path / name, *extra)
+        args[args.index("--dtype") + 1] = "bfloat16"
+        result, err = run(*args)
+        assert err is None and result.exit_code == 0
+        weights.append((tmp_path / name / "weights.safetensors").read_bytes())
+    assert weights[0] == weights[1]
