@@ -62,7 +62,10 @@ def dataclass_parameters(*classes) -> list[inspect.Parameter]:
             owners[f.name] = owner
             default = f.default if f.default is not dataclasses.MISSING else f.default_factory()
             bounds = {k: f.metadata[k] for k in ("min", "max") if f.metadata.get(k) is not None}
-            option = typer.Option(default, "--" + f.name.replace("_", "-"), help=docs.get(f.name, ""), **bounds,
+            flag = "--" + f.name.replace("_", "-")
+            if hints[f.name] is bool:  # a switch both ways: --reparam / --no-reparam
+                flag += "/--no-" + f.name.replace("_", "-")
+            option = typer.Option(default, flag, help=docs.get(f.name, ""), **bounds,
                                   rich_help_panel=owner.__name__.replace("Config", "") + " options")
             params[f.name] = inspect.Parameter(f.name, inspect.Parameter.KEYWORD_ONLY, default=option,
                                                annotation=hints[f.name])
