@@ -104,4 +104,17 @@ def ab_rows(ab: dict, names: tuple[str, str], peak: float) -> list[dict]:
                      f"MFU {new}": f"{100 * statistics.median(r['flops_s'] for r in by[new]) / peak:.1f}%",
                      "step-0 gradient cosine": f"{ab['cosine'][label]:.5f}",
                      "largest loss difference (12 steps)": f"{ab['loss_gap'][label]:.4f}"})
+        if all(r.get("peak_rss_gb") for v in by.values() for r in v):
+            rss = {k: statistics.median(r["peak_rss_gb"] for r in v) for k, v in by.items()}
+            rows[-1].update({f"peak RSS GB, {base}": rss[base], f"peak RSS GB, {new}": rss[new]})
     return rows
+
+
+def training_part(switch: str, baseline: str, rounds: int, ab: dict, peak: float, rows: list[dict]) -> str:
+    """The "Part 2" paragraph and table of an env_ab section; `baseline` says what `switch`=0 runs."""
+    from report import table
+
+    return (f"Part 2, training steps: medians over {rounds} rounds, each cell its own process, allocator "
+            f"{ab['allocator'] or 'glibc malloc'}; a step is the median of steps 3-11 of that process. "
+            f"{switch}=0 is {baseline}. MFU: 4 N T FLOP/s (speed_vs_peft.py's count) against this machine's "
+            f"bf16 GEMM peak, {peak / 1e9:,.0f} GFLOP/s at 2048^3.\n\n" + table(rows, list(rows[0])))

@@ -28,7 +28,7 @@ import torch.nn.functional as F
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from device_clock import gemm_peak  # noqa: E402
-from env_ab import ab_rows, best_times, env_ab  # noqa: E402
+from env_ab import ab_rows, best_times, env_ab, training_part  # noqa: E402
 
 from report import table, write_section  # noqa: E402
 
@@ -77,11 +77,7 @@ def main() -> None:
     ab = env_ab("TASKTUNE_FUSE", (("separate", "0"), ("fused", "1")), args.rounds)
     rows = ab_rows(ab, ("separate", "fused"), peak)
     body = ("Part 1, the matmuls alone (bf16, best of 15 trials):\n\n" + table(mm, list(mm[0])) + "\n\n"
-            f"Part 2, training steps: medians over {args.rounds} rounds, each cell its own process, allocator "
-            f"{ab['allocator'] or 'glibc malloc'}; a step is the median of steps 3-11 of that process. "
-            "TASKTUNE_FUSE=0 is the model's own q/k/v matmuls. MFU: 4 N T "
-            f"FLOP/s (speed_vs_peft.py's count) against this machine's bf16 GEMM peak, {peak / 1e9:,.0f} GFLOP/s "
-            "at 2048^3.\n\n" + table(rows, list(rows[0])))
+            + training_part("TASKTUNE_FUSE", "the model's own q/k/v matmuls", args.rounds, ab, peak, rows))
     write_section("fusion", "Fused q/k/v matmuls", "python benchmarks/fusion_trial.py", body,
                   {"rounds": args.rounds, "bf16_gemm_peak_flops": peak, "matmuls": mm, **ab, "rows": rows},
                   commit=commit)

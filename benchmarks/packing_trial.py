@@ -17,7 +17,6 @@ round after round, each its own process; with each run's peak RSS.
 from __future__ import annotations
 
 import argparse
-import statistics
 import sys
 from pathlib import Path
 
@@ -27,7 +26,7 @@ import torch.nn.functional as F
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from device_clock import gemm_peak  # noqa: E402
-from env_ab import ab_rows, best_times, env_ab  # noqa: E402
+from env_ab import ab_rows, best_times, env_ab, training_part  # noqa: E402
 
 from report import table, write_section  # noqa: E402
 
@@ -73,16 +72,9 @@ def main() -> None:
     peak = gemm_peak(torch.bfloat16)
     ab = env_ab("TASKTUNE_PACK", (("plain", "0"), ("packed", "1")), args.rounds)
     rows = ab_rows(ab, ("plain", "packed"), peak)
-    for row, by in zip(rows, ab["results"].values(), strict=True):
-        rss = {k: statistics.median(r["peak_rss_gb"] for r in v) for k, v in by.items()}
-        row.update({"peak RSS GB, plain": rss["plain"], "peak RSS GB, packed": rss["packed"]})
     body = (f"Part 1, the matmuls alone (bf16, {LAYERS} distinct weights a call, best of 15 trials; GFLOP/s of "
             "the matmuls):\n\n" + table(mm, list(mm[0])) + "\n\n"
-            f"Part 2, training steps: medians over {args.rounds} rounds, each cell its own process, allocator "
-            f"{ab['allocator'] or 'glibc malloc'}; a step is the median of steps 3-11 of that process. "
-            "TASKTUNE_PACK=0 is plain weights. MFU: 4 N T "
-            f"FLOP/s (speed_vs_peft.py's count) against this machine's bf16 GEMM peak, {peak / 1e9:,.0f} GFLOP/s "
-            "at 2048^3.\n\n" + table(rows, list(rows[0])))
+            + training_part("TASKTUNE_PACK", "plain weights", args.rounds, ab, peak, rows))
     write_section("packing", "Packed weights", "python benchmarks/packing_trial.py", body,
                   {"rounds": args.rounds, "bf16_gemm_peak_flops": peak, "matmuls": mm, **ab, "rows": rows},
                   commit=commit)
