@@ -47,15 +47,20 @@ def machine(device: torch.device | str = "cpu") -> str:
 def isa_section(base: str, device: torch.device | str = "cpu") -> tuple[str, str]:
     """(section name, matrix unit) for a benchmark whose figures depend on the kind of matrix unit: one
     section per kind (`base`_amx, `base`_avx512_bf16, ...), since an AMX Xeon and an AVX-512 BF16
-    EPYC differ several-fold in bf16 speed and issue 18 sets a target for each; a GPU run is its own
-    section too (`base`_h200: the GPU's name)."""
-    from tasktune.provenance import cpu_info, cpu_isa
+    EPYC differ several-fold in bf16 speed and issue 18 sets a target for each. A Zen 4 is its own
+    kind (`base`_avx512_bf16_zen4): it runs AVX-512 as two 256-bit halves, half the bf16 GEMM rate of
+    the full-width EPYC the `base`_avx512_bf16 sections ran on. A GPU run is its own section too
+    (`base`_h200: the GPU's name)."""
+    from tasktune.provenance import cpu_core, cpu_info, cpu_isa
 
     gpu = gpu_name(device)
     if gpu:
         return f"{base}_" + re.sub(r"[^a-z0-9]+", "_", gpu.lower().removeprefix("nvidia ")).strip("_"), gpu
     isa = cpu_isa(cpu_info()[1]) or "other"
-    return f"{base}_" + isa.lower().replace("-", "").replace(" ", "_"), isa
+    slug = isa.lower().replace("-", "").replace(" ", "_")
+    if cpu_core() == "Zen 4":
+        return f"{base}_{slug}_zen4", f"{isa} (Zen 4)"
+    return f"{base}_{slug}", isa
 
 
 def device_section(base: str, device: torch.device | str = "cpu") -> str:

@@ -43,3 +43,18 @@ def test_commit_is_dirty_for_code_not_for_results_or_prose(tmp_path):
     _git(tmp_path, "checkout", "--", "docs/experiments/e.toml")
     (tmp_path / "src/m.py").write_text("1")
     assert git_commit(where) == clean + "+dirty"
+
+
+def test_cpu_core_tells_apart_hosts_with_the_same_flags():
+    from tasktune.provenance import cpu_core
+
+    def info(vendor, family, model, flags="fpu avx2"):
+        return (f"processor\t: 0\nvendor_id\t: {vendor}\ncpu family\t: {family}\nmodel\t\t: {model}\n"
+                f"model name\t: X\nflags\t\t: {flags}\n\nprocessor\t: 1\nvendor_id\t: Other\n")
+
+    assert cpu_core(info("AuthenticAMD", 25, 17, "avx2 avx512f avx512_bf16")) == "Zen 4"
+    assert cpu_core(info("AuthenticAMD", 25, 1)) == "Zen 3"
+    assert cpu_core(info("AuthenticAMD", 26, 2, "avx512f avx512_bf16")) == "Zen 5"
+    assert cpu_core(info("GenuineIntel", 6, 143, "amx_bf16")) == "Sapphire Rapids"
+    assert cpu_core(info("GenuineIntel", 6, 999)) == "family 6 model 999"
+    assert cpu_core("flags : avx2\n") == ""  # no vendor/family/model: unknown, not guessed
