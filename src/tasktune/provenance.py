@@ -9,19 +9,29 @@ from functools import lru_cache
 from pathlib import Path
 
 
+def _fields(cpuinfo: str) -> dict[str, str]:
+    """Each /proc/cpuinfo key's first value (the first processor's, on x86)."""
+    fields: dict[str, str] = {}
+    for line in cpuinfo.splitlines():
+        key, sep, value = line.partition(":")
+        if sep:
+            fields.setdefault(key.strip(), value.strip())
+    return fields
+
+
 @lru_cache(maxsize=1)
+def cpu_fields() -> dict[str, str]:
+    """/proc/cpuinfo's fields, read once (empty where there is none)."""
+    try:
+        return _fields(Path("/proc/cpuinfo").read_text())
+    except OSError:
+        return {}
+
+
 def cpu_info() -> tuple[str, frozenset[str]]:
     """The CPU's model name and instruction flags from /proc/cpuinfo (empty where there is none)."""
-    name, flags = "", frozenset()
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name") and not name:
-                name = line.split(":", 1)[1].strip()
-            elif line.startswith("flags") and not flags:
-                flags = frozenset(line.split(":", 1)[1].split())
-    except OSError:
-        pass
-    return name, flags
+    fields = cpu_fields()
+    return fields.get("model name", ""), frozenset(fields.get("flags", "").split())
 
 
 def cpu_isa(flags: set[str] | frozenset[str]) -> str:
@@ -47,17 +57,7 @@ def cpu_core(cpuinfo: str | None = None) -> str:
 
     The flags alone do not tell machines apart either: two "AMD EPYC (AVX-512 BF16)" hosts here ran
     bf16 GEMMs at 420 and 900-960 GFLOP/s (a Zen 4 runs 512-bit instructions as two 256-bit halves)."""
-    if cpuinfo is None:
-        try:
-            cpuinfo = Path("/proc/cpuinfo").read_text()
-        except OSError:
-            return ""
-    fields: dict[str, str] = {}
-    for line in cpuinfo.splitlines():
-        key, _, value = line.partition(":")
-        fields.setdefault(key.strip(), value.strip())
-        if not line.strip() and fields:  # the first processor's block is enough
-            break
+    fields = _fields(cpuinfo) if cpuinfo is not None else cpu_fields()
     vendor, family, model = fields.get("vendor_id", ""), fields.get("cpu family", ""), fields.get("model", "")
     if not (vendor and family.isdigit() and model.isdigit()):
         return ""
