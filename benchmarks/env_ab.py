@@ -5,7 +5,8 @@ later, then 128 dev sentences) for prompt, prefix and P-tuning with the switch a
 values, alternating the order round after round, each run its own process on the allocator
 `tasktune` preloads (tcmalloc where installed). The first round also writes step 0's gradient from
 both arms, compared here: cosine, and the largest loss difference over the 12 steps.
-Used by fusion_trial.py (TASKTUNE_FUSE) and packing_trial.py (TASKTUNE_PACK).
+Used by fusion_trial.py (TASKTUNE_FUSE), packing_trial.py (TASKTUNE_PACK) and last_layer_trial.py
+(TASKTUNE_LAST_LAYER).
 """
 
 from __future__ import annotations

@@ -150,7 +150,9 @@ def test_gradient_checkpointing_saves_less_and_gives_the_same_update(tmp_path, k
         prompts[ckpt] = task.module.prompt.detach()
         layer = next(m for m in task.backbone.model.modules() if isinstance(m, GradientCheckpointingLayer))
         assert not layer.training and not layer.gradient_checkpointing  # restored: the backbone is shared
-    assert saved[True] < saved[False] / 3  # activations of the layers are recomputed, not kept
+    # activations of the layers are recomputed, not kept (a Llama's last layer keeps little either way: it runs at
+    # the read positions only, engine/last_layer.py, and is half of this 2-layer model)
+    assert saved[True] < saved[False] / (2 if kind == "llama" else 3)
     torch.testing.assert_close(prompts[False], prompts[True], atol=1e-5, rtol=1e-4)
 
 

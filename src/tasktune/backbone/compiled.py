@@ -13,7 +13,8 @@ choice (`--compile`), worth it for runs of more than about a hundred steps.
 While compiled, RMSNorms run the model's own forward: tasktune's lean norm is a custom autograd
 Function, which the AOTAutograd cache refuses to store (every run would recompile from scratch),
 and inductor's partitioner already decides what the backward keeps. The fused q/k/v matmuls
-(fused_projections.py) and the packed weights (packed_weights.py) step aside too: the graph
+(fused_projections.py), the packed weights (packed_weights.py) and the last layer at read
+positions (engine/last_layer.py) step aside too: the graph
 compiled is the model's own, so the compile caches measured stay valid.
 """
 
@@ -58,6 +59,9 @@ def compiled(model: nn.Module, enabled: bool = True, inference: bool = False):
     lean = plain_rms_norms(model)
     lean_mlps = plain_swiglus(model)
     fused = unfuse_projections(model)
+    from tasktune.engine.last_layer import plain_last_layer, read_positions_last_layer
+
+    last = plain_last_layer(model)  # the model's own graph: the compile caches measured stay valid
     eager = base.forward
     fast = torch.compile(eager, dynamic=True)
 
@@ -78,5 +82,7 @@ def compiled(model: nn.Module, enabled: bool = True, inference: bool = False):
         if lean_mlps:
             lean_swiglus(model)
         restore_projections(fused)
+        if last:
+            read_positions_last_layer(model)
         if packed:
             pack_model(model)

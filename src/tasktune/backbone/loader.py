@@ -50,6 +50,10 @@ class Backbone:
             from tasktune.engine import attention_prefix
 
             attention_prefix.install(self.model)
+        if os.environ.get("TASKTUNE_LAST_LAYER", "1") != "0":  # 0: the last layer at every position (A/B)
+            from tasktune.engine.last_layer import read_positions_last_layer
+
+            read_positions_last_layer(self.model)
 
     @property
     def device(self) -> torch.device:

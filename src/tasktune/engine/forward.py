@@ -1,7 +1,8 @@
 """The one forward path: method inputs -> frozen backbone -> log-probs at the read positions only.
 
 The LM head never runs over every position: causal and (most) masked models take
-`logits_to_keep` as a [rows, positions] tensor; a masked LM without it runs its encoder and
+`logits_to_keep` as a [rows, positions] tensor (a Llama-style last layer runs at those
+positions only: last_layer.py); a masked LM without it runs its encoder and
 applies the head to the gathered positions; seq2seq reads the (short) decoder.
 """
 
@@ -13,6 +14,8 @@ from functools import lru_cache
 import torch
 
 from tasktune.engine.batch import Batch
+from tasktune.engine.last_layer import KEYWORD as READ_POSITIONS
+from tasktune.engine.last_layer import at_read_positions
 
 
 @lru_cache(maxsize=32)
@@ -35,6 +38,8 @@ def answer_logits(backbone, inputs: dict, batch: Batch) -> torch.Tensor:
         out = model(**inputs, decoder_input_ids=batch.decoder_ids, decoder_attention_mask=batch.decoder_mask,
                     use_cache=False)
         return torch.take_along_dim(out.logits, pos[..., None], dim=1)
+    if at_read_positions(model):  # the last layer returns only the read rows (last_layer.py)
+        return model(**inputs, logits_to_keep=0, use_cache=False, **{READ_POSITIONS: pos}).logits
     if _accepts_logits_to_keep(type(model)):
         return model(**inputs, logits_to_keep=pos, use_cache=False).logits
     split = _split_head(model)
