@@ -46,8 +46,8 @@ def cosine(a: Path, b: Path) -> float:
     from safetensors.torch import load_file
 
     ta, tb = load_file(str(a)), load_file(str(b))
-    va = torch.cat([ta[k].float().flatten() for k in sorted(ta)])
-    vb = torch.cat([tb[k].float().flatten() for k in sorted(tb)])
+    va = torch.cat([ta[k].double().flatten() for k in sorted(ta)])
+    vb = torch.cat([tb[k].double().flatten() for k in sorted(tb)])
     return float(F.cosine_similarity(va, vb, dim=0))
 
 
