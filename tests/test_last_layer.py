@@ -95,3 +95,8 @@ def test_a_loaded_llama_backbone_scores_through_it():
     backbone = tiny_backbone("llama")
     assert at_read_positions(backbone.model)
     assert not at_read_positions(tiny_backbone("gpt2").model)
+
+
+def test_tasktune_last_layer_0_keeps_the_whole_last_layer(monkeypatch):
+    monkeypatch.setenv("TASKTUNE_LAST_LAYER", "0")
+    assert not at_read_positions(tiny_backbone("llama").model)
