@@ -32,12 +32,13 @@ import tempfile
 from pathlib import Path
 
 import torch
-from safetensors.torch import load_file, save_file
+from safetensors.torch import save_file
 from torch.optim.optimizer import register_optimizer_step_pre_hook
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from device_clock import peak_gb  # noqa: E402
+from env_ab import cosine  # noqa: E402
 from speed_vs_peft import LR, batches, harness_task, nonembedding_params, timed_eval, train_steps  # noqa: E402
 
 from report import child_result, machine  # noqa: E402
@@ -110,9 +111,9 @@ def step_rows(method: str, peak: float, work: Path, commit: str) -> list[dict]:
         r.update(setup=label, MFU=r["flops_s"] / peak, commit=commit)
         rows.append(r)
         print({k: v for k, v in r.items() if k != "losses"}, flush=True)
-    grads = [load_file(str(work / f"grad-{method}-{i}.safetensors"))["grad"] for i in range(len(rows))]
+    grads = [work / f"grad-{method}-{i}.safetensors" for i in range(len(rows))]
     for r, g in zip(rows, grads, strict=True):
-        r["first-step gradient cosine vs eager"] = float(torch.nn.functional.cosine_similarity(g, grads[0], dim=0))
+        r["first-step gradient cosine vs eager"] = cosine(g, grads[0])
         r["largest loss difference vs eager"] = max(abs(a - b) for a, b in zip(r["losses"], rows[0]["losses"],
                                                                                  strict=True))
     return rows

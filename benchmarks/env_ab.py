@@ -43,12 +43,15 @@ def best_times(fns: dict, trials: int = 15, calls: int = 10) -> dict[str, float]
 
 
 def cosine(a: Path, b: Path) -> float:
+    """The cosine of two saved gradients (safetensors, every tensor in name order), in fp64 so that
+    equal directions read 1.0, never above it."""
     from safetensors.torch import load_file
 
-    ta, tb = load_file(str(a)), load_file(str(b))
-    va = torch.cat([ta[k].double().flatten() for k in sorted(ta)])
-    vb = torch.cat([tb[k].double().flatten() for k in sorted(tb)])
-    return float(F.cosine_similarity(va, vb, dim=0))
+    def flat(path: Path) -> torch.Tensor:
+        tensors = load_file(str(path))
+        return torch.cat([tensors[k].double().flatten() for k in sorted(tensors)])
+
+    return float(F.cosine_similarity(flat(a), flat(b), dim=0))
 
 
 def allocator_env(switch: str) -> tuple[dict, str | None]:
