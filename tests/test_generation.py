@@ -164,3 +164,31 @@ def test_greedy_batch_with_a_row_that_ends_early_equals_one_source_at_a_time(kin
     assert len(bb.tokenizer(alone[0]).input_ids) < len(bb.tokenizer(alone[1]).input_ids)  # it did end early
     assert task.generate([first, second], beams=1, max_new_tokens=8) == alone
     assert task.generate([second, first], beams=1, max_new_tokens=8) == alone[::-1]
+
+
+@pytest.mark.parametrize("kind", ["gpt2", "llama"])
+@pytest.mark.parametrize("method,cfg", [("prompt-tuning", PromptTuningConfig(prompt_length=3)),
+                                        ("prefix-tuning", PrefixTuningConfig(prefix_length=3, reparam=False))])
+def test_the_head_reads_contiguous_rows_and_the_prefill_reads_the_last_position_only(kind, method, cfg):
+    """A strided [rows, 1, hidden] input makes the LM head copy its weight once per row
+    (pytorch/pytorch#151934): every head call of a batched decode gets contiguous rows, one
+    position each, and the outputs equal the last layer run at every position (llama)."""
+    from tasktune.engine.last_layer import at_read_positions, plain_last_layer, read_positions_last_layer
+
+    bb = tiny_backbone(kind)
+    assert at_read_positions(bb.model) == (kind == "llama")
+    task = build_task(bb, method, cfg, TEMPLATE, None, objective="generation", seed=4)
+    sources = [Example({"table": t}, None, f"s{i}") for i, t in
+               enumerate(["name paris", "name london area city is great", "area city"])]
+    calls = []
+    hook = bb.model.get_output_embeddings().register_forward_pre_hook(
+        lambda m, args: calls.append((args[0].is_contiguous(), args[0].shape[1])))
+    fast = task.generate(sources, beams=2, max_new_tokens=5)
+    hook.remove()
+    assert calls and all(contiguous and rows == 1 for contiguous, rows in calls)
+    if kind == "llama":
+        assert plain_last_layer(bb.model)
+        try:
+            assert task.generate(sources, beams=2, max_new_tokens=5) == fast
+        finally:
+            assert read_positions_last_layer(bb.model)

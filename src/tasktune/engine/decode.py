@@ -21,6 +21,7 @@ from tasktune.data.readers import Example
 from tasktune.engine import attention_prefix
 from tasktune.engine.batch import Batch, collate
 from tasktune.engine.cache_keyword import CACHE, cache_of
+from tasktune.engine.forward import read_forward
 
 
 @torch.inference_mode()
@@ -99,7 +100,8 @@ def _generate_causal(backbone, module, encoder, examples: list[Example], k: int,
     prefix_slots = inputs["attention_mask"].shape[1] - real_mask.shape[1]
     offset = inputs["attention_mask"][:, :prefix_slots].sum(-1, keepdim=True)
     pos = (real_mask.cumsum(-1) - 1).clamp(min=0) + offset
-    out = model(**inputs, position_ids=pos, use_cache=True, logits_to_keep=1)
+    last = torch.full((len(examples), 1), pos.shape[1] - 1, device=pos.device)  # left-padded: last column
+    out = read_forward(model, inputs, last, position_ids=pos, use_cache=True)
     cache, mask = cache_of(out), inputs["attention_mask"]
     logp = torch.log_softmax(out.logits[:, -1].float(), -1)  # [N, V]
     if min_new_tokens >= 1:  # barred after the softmax, as transformers' MinNewTokens processor does
