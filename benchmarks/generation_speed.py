@@ -94,6 +94,32 @@ def run_peft(args, tables: list[str]) -> float:
     return now(args.device) - t
 
 
+def head_on_last_position(device: str, dtype: torch.dtype, rows_list=(8, 40), length: int = 70) -> list[dict]:
+    """Seconds of SmolLM2's LM head ([49152, 576]) on the prefill's last position of `rows` rows:
+    a strided view of the hidden states, as `logits_to_keep=1` hands it over (generate's prefill;
+    a linear layer then copies its weight once per row, pytorch/pytorch#151934), and the same rows
+    gathered (contiguous, as tasktune's prefill reads them); the best of 3 calls each."""
+    import torch.nn.functional as F
+
+    weight = torch.randn(49152, 576, dtype=dtype, device=device)
+    out = []
+    for rows in rows_list:
+        hidden = torch.randn(rows, length, 576, dtype=dtype, device=device)
+        timed = {}
+        for name, x in (("strided view", hidden[:, -1:, :]), ("gathered", hidden[:, -1:, :].contiguous())):
+            F.linear(x, weight)  # warm-up
+            best = float("inf")
+            for _ in range(3):
+                t = now(device)
+                F.linear(x, weight)
+                best = min(best, now(device) - t)
+            timed[name] = best
+        out.append({"rows": rows, "seconds, strided view (logits_to_keep=1)": timed["strided view"],
+                    "seconds, gathered rows": timed["gathered"],
+                    "ratio": f"{timed['strided view'] / timed['gathered']:.0f}x"})
+    return out
+
+
 def child(args) -> None:
     torch.manual_seed(0)
     tables = sources(args.sources)
@@ -121,6 +147,9 @@ def main() -> None:
     args = ap.parse_args()
     if args.one:
         return child(args)
+    dtype = torch.bfloat16 if args.dtype == "bfloat16" else torch.float32
+    head = head_on_last_position(args.device, dtype)
+    print(head, flush=True)
     rows, ratios = [], {}
     for method in ("prompt", "prefix"):
         for beams in map(int, args.beams_list.split(",")):
@@ -167,7 +196,12 @@ def main() -> None:
             f"{keyword}. "
             "tokens/s = sources x new tokens / seconds; each row its own process.\n\n"
             "**tasktune / PEFT + generate:**\n\n" + "\n".join(f"- {k}: **{v:.2f}x**" for k, v in ratios.items())
-            + "\n\n" + table(rows, ["library", "method", "beams", "seconds", "tokens_s", "peak_rss_gb", "error"]))
+            + "\n\n" + table(rows, ["library", "method", "beams", "seconds", "tokens_s", "peak_rss_gb", "error"])
+            + f"\n\nThe LM head ([49152, 576], {args.dtype}) on the prefill's last position of 70, for the 8 rows of "
+            "a greedy batch and the 40 that `generate` makes of 8 sources at beam 5 before its prefill: handed over "
+            "as `logits_to_keep=1` slices it (a strided view: the linear layer copies its weight once per row, "
+            "pytorch/pytorch#151934) and gathered (tasktune's prefill); best of 3 calls.\n\n"
+            + table(head, list(head[0])))
     command = (f"python benchmarks/generation_speed.py --sources {args.sources} --batch {args.batch} "
                f"--max-new-tokens {args.max_new_tokens} --beams-list {args.beams_list} --dtype {args.dtype}"
                + (f" --device {args.device}" if args.device != "cpu" else "")
@@ -175,7 +209,8 @@ def main() -> None:
     name = device_section("generation_speed", args.device)  # a GPU run is its own section
     where = f" on {torch.cuda.get_device_name(args.device)}" if args.device != "cpu" else ""
     write_section(name, f"Batched decoding{where}: tasktune vs PEFT + generate (prompt and prefix tuning)",
-                  command, body, {"rows": rows, "ratios": ratios}, device=args.device)
+                  command, body, {"rows": rows, "ratios": ratios, "head": head},
+                  device=args.device)
 
 
 if __name__ == "__main__":
