@@ -147,9 +147,6 @@ def main() -> None:
     args = ap.parse_args()
     if args.one:
         return child(args)
-    dtype = torch.bfloat16 if args.dtype == "bfloat16" else torch.float32
-    head = head_on_last_position(args.device, dtype)
-    print(head, flush=True)
     rows, ratios = [], {}
     for method in ("prompt", "prefix"):
         for beams in map(int, args.beams_list.split(",")):
@@ -179,6 +176,9 @@ def main() -> None:
                 ratios[f"{key}: tokens/s"] = pair["tasktune"]["tokens_s"] / pair["peft"]["tokens_s"]
                 ratios[f"{key}: peak RSS"] = pair["tasktune"]["peak_rss_gb"] / pair["peft"]["peak_rss_gb"]
     print(ratios)
+    # after the rows: a child inherits its parent's peak RSS (ru_maxrss), and the strided head's copies are GBs
+    head = head_on_last_position(args.device, torch.bfloat16 if args.dtype == "bfloat16" else torch.float32)
+    print(head, flush=True)
     if args.no_write:
         return
     import transformers
