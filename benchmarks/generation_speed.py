@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import statistics
 import subprocess
 import sys
 from pathlib import Path
@@ -120,6 +121,19 @@ def head_on_last_position(device: str, dtype: torch.dtype, rows_list=(8, 40), le
     return out
 
 
+def decode_once(args, lib: str, method: str, beams: int, shim: int) -> dict:
+    """One row's decode in its own process: its RESULT, or {"error": its last line of stderr}."""
+    cmd = [sys.executable, __file__, "--one", lib, "--method", method, "--beams", str(beams),
+           "--sources", str(args.sources), "--batch", str(args.batch), "--max-new-tokens",
+           str(args.max_new_tokens), "--dtype", args.dtype, "--device", args.device, "--peft-shim", str(shim)]
+    out = subprocess.run(cmd, capture_output=True, text=True)
+    line = [x for x in out.stdout.splitlines() if x.startswith("RESULT ")]
+    if line:
+        return json.loads(line[0][7:])
+    err = [x for x in out.stderr.strip().splitlines() if x.strip()]
+    return {"error": (err[-1] if err else f"exit {out.returncode}")[:160]}
+
+
 def child(args) -> None:
     torch.manual_seed(0)
     tables = sources(args.sources)
@@ -136,6 +150,7 @@ def main() -> None:
     ap.add_argument("--beams-list", default="1,5", help="beam widths compared (1 = greedy)")
     ap.add_argument("--dtype", default="bfloat16")
     ap.add_argument("--device", default="cpu", help="cpu | cuda: the same runs on a GPU")
+    ap.add_argument("--rounds", type=int, default=3, help="each row this many times, the pair's order alternating")
     ap.add_argument("--no-write", action="store_true", help="print only (a trial run)")
     ap.add_argument("--one", default=None)
     ap.add_argument("--method", default="prompt")
@@ -147,34 +162,40 @@ def main() -> None:
     args = ap.parse_args()
     if args.one:
         return child(args)
+    runs: dict[tuple, list[dict]] = {}  # (library, method, beams) -> one result per round
+    for i in range(args.rounds):
+        for method in ("prompt", "prefix"):
+            for beams in map(int, args.beams_list.split(",")):
+                pair = [("tasktune", 1), ("peft", 1)]
+                # PEFT as installed: greedy, first round only (it shows the fault; its beam 5 takes over 10 min)
+                broken = [("peft", 0)] if args.peft_as_installed and beams == 1 and i == 0 else []
+                for lib, shim in (pair if i % 2 == 0 else pair[::-1]) + broken:
+                    name = "tasktune" if lib == "tasktune" else \
+                        "PEFT + generate" + ("" if shim else " as installed (wrong outputs)")
+                    r = decode_once(args, lib, method, beams, shim)
+                    runs.setdefault((name, method, beams), []).append(r)
+                    print(i, name, method, beams, r, flush=True)
     rows, ratios = [], {}
-    for method in ("prompt", "prefix"):
-        for beams in map(int, args.beams_list.split(",")):
-            pair = {}
-            # PEFT as installed, greedy only: that shows it, and its beam 5 takes over 10 minutes
-            broken = [("peft", 0)] if args.peft_as_installed and beams == 1 else []
-            for lib, shim in [("tasktune", 1), ("peft", 1)] + broken:
-                cmd = [sys.executable, __file__, "--one", lib, "--method", method, "--beams", str(beams),
-                       "--sources", str(args.sources), "--batch", str(args.batch), "--max-new-tokens",
-                       str(args.max_new_tokens), "--dtype", args.dtype, "--device", args.device,
-                       "--peft-shim", str(shim)]
-                out = subprocess.run(cmd, capture_output=True, text=True)
-                line = [x for x in out.stdout.splitlines() if x.startswith("RESULT ")]
-                name = "tasktune" if lib == "tasktune" else \
-                    "PEFT + generate" + ("" if shim else " as installed (wrong outputs)")
-                r = {"library": name, "method": method, "beams": beams}
-                if line:
-                    r.update(json.loads(line[0][7:]))
-                    pair.setdefault(lib, r)
-                else:
-                    err = [x for x in out.stderr.strip().splitlines() if x.strip()]
-                    r["error"] = (err[-1] if err else f"exit {out.returncode}")[:160]
-                rows.append(r)
-                print(r, flush=True)
-            if len(pair) == 2:
-                key = f"{method}, {'greedy' if beams == 1 else f'beam {beams}'}"
-                ratios[f"{key}: tokens/s"] = pair["tasktune"]["tokens_s"] / pair["peft"]["tokens_s"]
-                ratios[f"{key}: peak RSS"] = pair["tasktune"]["peak_rss_gb"] / pair["peft"]["peak_rss_gb"]
+    for (name, method, beams), results in runs.items():
+        ok = [r for r in results if "error" not in r]
+        row = {"library": name, "method": method, "beams": beams, "rounds": len(ok)}
+        if ok:
+            row.update({k: statistics.median(r[k] for r in ok) for k in ("seconds", "tokens_s", "peak_rss_gb")})
+            row["tokens/s over rounds"] = f"{min(r['tokens_s'] for r in ok):.1f}-{max(r['tokens_s'] for r in ok):.1f}"
+        if len(ok) < len(results):
+            row["error"] = next(r["error"] for r in results if "error" in r)
+        rows.append(row)
+    by = {(r["library"], r["method"], r["beams"]): r for r in rows if r.get("rounds")}
+    for (name, method, beams), ours in by.items():
+        peer = by.get(("PEFT + generate", method, beams))
+        if name != "tasktune" or peer is None:
+            continue
+        key = f"{method}, {'greedy' if beams == 1 else f'beam {beams}'}"
+        pairs = zip(runs[("tasktune", method, beams)], runs[("PEFT + generate", method, beams)], strict=True)
+        per_round = [a["tokens_s"] / b["tokens_s"] for a, b in pairs if "error" not in a and "error" not in b]
+        ratios[key] = {"tokens/s": ours["tokens_s"] / peer["tokens_s"],
+                       "round ratios": f"{min(per_round):.2f}-{max(per_round):.2f}x",
+                       "peak RSS": ours["peak_rss_gb"] / peer["peak_rss_gb"]}
     print(ratios)
     # after the rows: a child inherits its parent's peak RSS (ru_maxrss), and the strided head's copies are GBs
     head = head_on_last_position(args.device, torch.bfloat16 if args.dtype == "bfloat16" else torch.float32)
@@ -194,17 +215,21 @@ def main() -> None:
             f"{args.max_new_tokens} new tokens each (end-of-sequence barred on both sides), backbone "
             f"{args.dtype}, 20 virtual tokens; PEFT + `generate` with sdpa attention and left padding, "
             f"{keyword}. "
-            "tokens/s = sources x new tokens / seconds; each row its own process.\n\n"
-            "**tasktune / PEFT + generate:**\n\n" + "\n".join(f"- {k}: **{v:.2f}x**" for k, v in ratios.items())
-            + "\n\n" + table(rows, ["library", "method", "beams", "seconds", "tokens_s", "peak_rss_gb", "error"])
+            f"tokens/s = sources x new tokens / seconds; each row its own process, {args.rounds} rounds with the "
+            "pair's order alternating, medians (PEFT as installed: the first round only).\n\n"
+            "**tasktune / PEFT + generate** (ratios of the medians; the rounds' own ratios in brackets):\n\n"
+            + "\n".join(f"- {k}: tokens/s **{v['tokens/s']:.2f}x** ({v['round ratios']}), "
+                        f"peak RSS **{v['peak RSS']:.2f}x**" for k, v in ratios.items())
+            + "\n\n" + table(rows, ["library", "method", "beams", "rounds", "seconds", "tokens_s",
+                                     "tokens/s over rounds", "peak_rss_gb", "error"])
             + f"\n\nThe LM head ([49152, 576], {args.dtype}) on the prefill's last position of 70, for the 8 rows of "
             "a greedy batch and the 40 that `generate` makes of 8 sources at beam 5 before its prefill: handed over "
             "as `logits_to_keep=1` slices it (a strided view: the linear layer copies its weight once per row, "
             "pytorch/pytorch#151934) and gathered (tasktune's prefill); best of 3 calls.\n\n"
             + table(head, list(head[0])))
     command = (f"python benchmarks/generation_speed.py --sources {args.sources} --batch {args.batch} "
-               f"--max-new-tokens {args.max_new_tokens} --beams-list {args.beams_list} --dtype {args.dtype}"
-               + (f" --device {args.device}" if args.device != "cpu" else "")
+               f"--max-new-tokens {args.max_new_tokens} --beams-list {args.beams_list} --dtype {args.dtype} "
+               f"--rounds {args.rounds}" + (f" --device {args.device}" if args.device != "cpu" else "")
                + (" --peft-as-installed" if args.peft_as_installed else ""))
     name = device_section("generation_speed", args.device)  # a GPU run is its own section
     where = f" on {torch.cuda.get_device_name(args.device)}" if args.device != "cpu" else ""
