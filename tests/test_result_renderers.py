@@ -57,6 +57,10 @@ def test_generation_glance_pairs_each_decoding_with_the_fixed_peer_and_names_the
     assert "| prompt, greedy | 120.0 | 100.0 | 1.20x | 0.80x |" in text
     assert "prefix, beam 5" not in text.split("\n\n")[0]  # no peer figure, no ratio
     assert "wrongly" in text and "prompt greedy 8.0 tokens/s" in text and "commit abc1234".lower() in text.lower()
+    assert "median" not in text  # one round a row
+    for r in data["rows"]:
+        r["rounds"] = 3
+    assert "the median of 3 rounds" in RESULT_RENDERERS["generation_speed"](data)
 
 
 def test_a_benchmark_published_per_kind_of_matrix_unit_renders_with_its_benchmarks_renderer():

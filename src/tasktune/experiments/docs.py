@@ -177,7 +177,9 @@ def _generation_glance(data: dict) -> str:
         note = (" As installed, PEFT's generate decodes these adapters wrongly on this transformers (it injects the "
                 "virtual tokens again at every step): " +
                 ", ".join(f"{r['method']} {_decoding(r['beams'])} {r['tokens_s']:.1f} tokens/s" for r in broken) + ".")
-    lines += ["", f"Commit {data.get('commit', 'unknown')}; {data.get('machine', '')}.{note}"]
+    rounds = max((r.get("rounds", 1) for r in rows.values()), default=1)
+    each = f" Each figure the median of {rounds} rounds, each row its own process." if rounds > 1 else ""
+    lines += ["", f"Commit {data.get('commit', 'unknown')}; {data.get('machine', '')}.{each}{note}"]
     return "\n".join(lines) + "\n"
 
 
