@@ -48,19 +48,29 @@ def sources(n: int):
     return seen[:n]
 
 
-def run_tasktune(args, tables: list[str]) -> float:
+def decoding_task(dtype: str, device: str, method: str):
+    """tasktune's untrained generation task (`method`: prompt | prefix) on the embedded model."""
     from tasktune.backbone import load_backbone
     from tasktune.build import build_task
-    from tasktune.data.readers import Example
     from tasktune.methods import PrefixTuningConfig, PromptTuningConfig
 
-    bb = load_backbone("smollm2-135m", args.dtype, device=args.device)
-    if args.method == "prompt":
+    bb = load_backbone("smollm2-135m", dtype, device=device)
+    if method == "prompt":
         name, mcfg = "prompt-tuning", PromptTuningConfig(prompt_length=N_VIRTUAL, init="text", init_text=INIT_TEXT)
     else:
         name, mcfg = "prefix-tuning", PrefixTuningConfig(prefix_length=N_VIRTUAL, reparam=False)
-    task = build_task(bb, name, mcfg, TEMPLATE, None, max_length=160, objective="generation", target_field="text")
-    exs = [Example({"table": t, "text": ""}, None, f"e2e:{i}") for i, t in enumerate(tables)]
+    return build_task(bb, name, mcfg, TEMPLATE, None, max_length=160, objective="generation", target_field="text")
+
+
+def source_examples(tables: list[str]):
+    from tasktune.data.readers import Example
+
+    return [Example({"table": t, "text": ""}, None, f"e2e:{i}") for i, t in enumerate(tables)]
+
+
+def run_tasktune(args, tables: list[str]) -> float:
+    task = decoding_task(args.dtype, args.device, args.method)
+    exs = source_examples(tables)
     task.generate(exs[:2], args.beams, 4, batch_size=args.batch, min_new_tokens=4)  # warm-up
     t = now(args.device)
     texts = task.generate(exs, args.beams, args.max_new_tokens, batch_size=args.batch,

@@ -14,7 +14,7 @@ for b in "speed_vs_peft.py --steps 8 --eval-n 128" "memory.py" "serve_scale.py" 
          "serve_load.py --requests 1000 --clients 32" "parity.py --train-steps 150" "parity.py --noise-floor 150" \
          "icl.py --probe-n 20 --seeds 3" "facts_probing.py --steps 80" \
          "fewglue_and_stability.py --steps 40 --ft-steps 20" \
-         "generation_speed.py --sources 16 --batch 8" "e2e_generation.py --steps 60 --dataset e2e" \
+         "generation_speed.py --sources 16 --batch 8" "decode_batch_trial.py --rounds 2" "e2e_generation.py --steps 60 --dataset e2e" \
          "e2e_generation.py --steps 60 --tables 30 --dataset webnlg" \
          "ppt_fewshot.py --ppt-steps 80 --steps 30 --ppt-task pair" "smart_magnitude.py" \
          "sst2_prompt_tuning.py --steps 300" "smart_sst.py --steps 60 --seeds 3 --datasets sst2,sst5" \

@@ -192,3 +192,24 @@ def test_the_head_reads_contiguous_rows_and_the_prefill_reads_the_last_position_
             assert task.generate(sources, beams=2, max_new_tokens=5) == fast
         finally:
             assert read_positions_last_layer(bb.model)
+
+
+def test_decoding_batches_sources_of_similar_length_and_returns_them_in_order(monkeypatch):
+    from tasktune.engine import decode
+
+    bb = tiny_backbone("llama")
+    task = build_task(bb, "prompt-tuning", PromptTuningConfig(prompt_length=3), TEMPLATE, None,
+                      objective="generation", seed=4)
+    tables = ["name paris area city is great and lovely", "name", "area city is great", "name paris", "city"]
+    sources = [Example({"table": t}, None, f"s{i}") for i, t in enumerate(tables)]
+    alone = [task.generate([ex], beams=1, max_new_tokens=4)[0] for ex in sources]
+    seen, step = [], decode._generate_causal
+
+    def recording(backbone, module, encoder, examples, *args):
+        seen.append([len(encoder.answer_row(ex).ids) for ex in examples])
+        return step(backbone, module, encoder, examples, *args)
+
+    monkeypatch.setattr(decode, "_generate_causal", recording)
+    assert task.generate(sources, beams=1, max_new_tokens=4, batch_size=2) == alone
+    flat = [n for batch in seen for n in batch]
+    assert flat == sorted(flat) and [len(b) for b in seen] == [2, 2, 1]

@@ -27,19 +27,27 @@ from tasktune.engine.forward import read_forward
 @torch.inference_mode()
 def generate(backbone, module, encoder, examples: list[Example], beams: int = 5, max_new_tokens: int = 64,
              length_penalty: float = 1.0, batch_size: int = 8, min_new_tokens: int = 0) -> list[str]:
-    """Decoded texts of `examples`: `module` turns each batch into backbone inputs (its task
-    parameters), `encoder` renders the sources. `min_new_tokens`: end-of-sequence is barred until
-    that many tokens exist (transformers' option of the same name; equal-length outputs for timing)."""
+    """Decoded texts of `examples`, in their order: `module` turns each batch into backbone inputs
+    (its task parameters), `encoder` renders the sources. Where they take several batches, a batch
+    holds sources of similar length (sorted by it), so little of it is padding; one batch keeps
+    the given order. `min_new_tokens`: end-of-sequence is barred until that many tokens exist
+    (transformers' option of the same name; equal-length outputs for timing)."""
     family = backbone.family
     if family not in ("causal", "seq2seq"):
         raise TasktuneError(f"decoding needs a causal or encoder-decoder model, not a {family} one")
     module.eval()
     step = _generate_seq2seq if family == "seq2seq" else _generate_causal
-    out: list[str] = []
+    order = list(range(len(examples)))
+    if len(examples) > batch_size:
+        order.sort(key=lambda i: len(encoder.answer_row(examples[i]).ids))
+    out: list[str] = [""] * len(examples)
     with module.compute_context(backbone.device):
-        for start in range(0, len(examples), batch_size):
-            out += step(backbone, module, encoder, examples[start : start + batch_size], max(1, beams),
-                        max_new_tokens, length_penalty, min(min_new_tokens, max_new_tokens))
+        for start in range(0, len(order), batch_size):
+            idx = order[start : start + batch_size]
+            texts = step(backbone, module, encoder, [examples[i] for i in idx], max(1, beams), max_new_tokens,
+                         length_penalty, min(min_new_tokens, max_new_tokens))
+            for i, text in zip(idx, texts, strict=True):
+                out[i] = text
     return out
 
 

@@ -151,7 +151,7 @@ def mixed_generate(tasks: list, items: list[tuple[int, Example]], beams: int = 1
     if bad:
         raise TasktuneError(f"tasks of method(s) {sorted(set(bad))} cannot be decoded in a mixed batch")
     rows = _MixedRows(tasks)
-    rows.row_task = torch.tensor([ti for ti, _ in items])
+    rows.row_task = torch.tensor([ti for ti, _ in items])  # in the items' order: one batch keeps it
     return generate(tasks[0].backbone, rows, rows, items, beams, max_new_tokens, batch_size=max(1, len(items)))
 
 
