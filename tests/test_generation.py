@@ -213,3 +213,23 @@ def test_decoding_batches_sources_of_similar_length_and_returns_them_in_order(mo
     assert task.generate(sources, beams=1, max_new_tokens=4, batch_size=2) == alone
     flat = [n for batch in seen for n in batch]
     assert flat == sorted(flat) and [len(b) for b in seen] == [2, 2, 1]
+
+
+def test_a_decoding_batch_holds_decode_rows_rows_by_default(monkeypatch):
+    from tasktune.engine import decode
+
+    bb = tiny_backbone("gpt2")
+    task = build_task(bb, "zero-shot", ZeroShotConfig(), TEMPLATE, None, objective="generation")
+    sources = [Example({"table": t}, None, f"s{i}") for i, t in enumerate(["a", "b c", "d", "e f g", "h"])]
+    seen, step = [], decode._generate_causal
+
+    def recording(backbone, module, encoder, examples, *args):
+        seen.append(len(examples))
+        return step(backbone, module, encoder, examples, *args)
+
+    monkeypatch.setattr(decode, "_generate_causal", recording)
+    monkeypatch.setattr(decode, "DECODE_ROWS", 4)
+    task.generate(sources, beams=1, max_new_tokens=2)
+    task.generate(sources, beams=2, max_new_tokens=2)
+    task.generate(sources, beams=5, max_new_tokens=2)
+    assert seen == [4, 1, 2, 2, 1, 1, 1, 1, 1, 1]

@@ -128,7 +128,8 @@ class Task:
                 "examples_per_second": len(examples) / max(elapsed, 1e-9), "seconds": elapsed}
 
     def generate(self, examples: list[Example], beams: int = 5, max_new_tokens: int = 64,
-                 length_penalty: float = 1.0, batch_size: int = 8, min_new_tokens: int = 0) -> list[str]:
+                 length_penalty: float = 1.0, batch_size: int | None = None, min_new_tokens: int = 0) -> list[str]:
+        """Decoded texts, `batch_size` sources a batch (default: engine.decode.DECODE_ROWS rows a step)."""
         return generate(self.backbone, self.module, self.encoder, examples, beams, max_new_tokens, length_penalty,
                         batch_size, min_new_tokens)
 

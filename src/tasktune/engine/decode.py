@@ -23,20 +23,34 @@ from tasktune.engine.batch import Batch, collate
 from tasktune.engine.cache_keyword import CACHE, cache_of
 from tasktune.engine.forward import read_forward
 
+# Rows (sources x beams) a decoding step runs by default. A step reads every weight whatever the
+# rows, so more rows are nearly free until the matmuls stop being bound by reading weights: on a
+# Zen 4 EPYC, 48 sources a batch decoded greedily 1.9x faster than 8, and beam 5 at 16 sources (80
+# rows) 1.2x faster than at 8, for 0.11-0.14 GB more peak RSS (benchmarks/decode_batch_trial.py,
+# docs/BENCHMARKS.md "Decoding batch size").
+DECODE_ROWS = 80
+
+
+def decode_batch_size(beams: int) -> int:
+    """Sources a decoding batch holds by default: DECODE_ROWS rows a step."""
+    return max(1, DECODE_ROWS // max(1, beams))
+
 
 @torch.inference_mode()
 def generate(backbone, module, encoder, examples: list[Example], beams: int = 5, max_new_tokens: int = 64,
-             length_penalty: float = 1.0, batch_size: int = 8, min_new_tokens: int = 0) -> list[str]:
+             length_penalty: float = 1.0, batch_size: int | None = None, min_new_tokens: int = 0) -> list[str]:
     """Decoded texts of `examples`, in their order: `module` turns each batch into backbone inputs
     (its task parameters), `encoder` renders the sources. Where they take several batches, a batch
     holds sources of similar length (sorted by it), so little of it is padding; one batch keeps
     the given order. `min_new_tokens`: end-of-sequence is barred until that many tokens exist
-    (transformers' option of the same name; equal-length outputs for timing)."""
+    (transformers' option of the same name; equal-length outputs for timing). `batch_size`: sources
+    a batch, by default `decode_batch_size(beams)`."""
     family = backbone.family
     if family not in ("causal", "seq2seq"):
         raise TasktuneError(f"decoding needs a causal or encoder-decoder model, not a {family} one")
     module.eval()
     step = _generate_seq2seq if family == "seq2seq" else _generate_causal
+    batch_size = batch_size or decode_batch_size(beams)
     order = list(range(len(examples)))
     if len(examples) > batch_size:
         order.sort(key=lambda i: len(encoder.answer_row(examples[i]).ids))
