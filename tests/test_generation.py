@@ -233,3 +233,16 @@ def test_a_decoding_batch_holds_decode_rows_rows_by_default(monkeypatch):
     task.generate(sources, beams=2, max_new_tokens=2)
     task.generate(sources, beams=5, max_new_tokens=2)
     assert seen == [4, 1, 2, 2, 1, 1, 1, 1, 1, 1]
+
+
+def test_one_top_k_over_all_sources_equals_one_a_source():
+    from tasktune.engine.decode import _top_per_source
+
+    cand = torch.randn(12, 50, generator=torch.Generator().manual_seed(0))
+    cand[3, 7] = cand[3, 9] = cand[3].max() + 1  # a tie
+    for groups in ([[0, 1, 2], [3, 4, 5], [6, 7, 8], [9, 10, 11]], [[i] for i in range(12)]):
+        one_each = [(s.tolist(), i.tolist()) for s, i in (cand[g].flatten().topk(6) for g in groups)]
+        assert _top_per_source(cand, groups, 3) == one_each
+    uneven = [[0, 1], [2, 3, 4], [5]]  # a source with fewer rows: one top-k a source
+    assert _top_per_source(cand[:6], uneven, 2) == [(s.tolist(), i.tolist()) for s, i in
+                                                    (cand[g].flatten().topk(4) for g in uneven)]

@@ -119,6 +119,22 @@ def _next_token_scores(logits: torch.Tensor, k: int) -> torch.Tensor:
     return torch.log_softmax(logits.float(), -1) if k > 1 else logits
 
 
+def _top_per_source(cand: torch.Tensor, groups: list[list[int]], k: int) -> list[tuple[list[float], list[int]]]:
+    """Each source's 2k best (score, index into its rows x vocabulary, flattened), from `cand`
+    [rows, V] and each source's rows. One top-k over [sources, rows x V] where every source has
+    as many rows, in order (as the loop keeps them while no source has ended); else one a source."""
+    m = len(groups[0])
+    if all(g == list(range(j * m, (j + 1) * m)) for j, g in enumerate(groups)) and len(cand) == m * len(groups):
+        top_s, top_i = cand.reshape(len(groups), -1).topk(min(2 * k, m * cand.shape[1]), dim=-1)
+        return list(zip(top_s.tolist(), top_i.tolist(), strict=True))
+    out = []
+    for rows in groups:
+        flat = cand[rows].flatten()
+        top_s, top_i = flat.topk(min(2 * k, flat.numel()))
+        out.append((top_s.tolist(), top_i.tolist()))
+    return out
+
+
 def _generate_causal(backbone, module, encoder, examples: list[Example], k: int, max_new_tokens: int,
                      length_penalty: float, min_new_tokens: int) -> list[str]:
     model, tok = backbone.model, backbone.tokenizer
@@ -176,11 +192,10 @@ def _generate_causal(backbone, module, encoder, examples: list[Example], k: int,
         rows_of: dict[int, list[int]] = {}
         for i, e in enumerate(owner):
             rows_of.setdefault(e, []).append(i)
-        for e, rows in rows_of.items():
-            flat = cand[rows].flatten()
-            top_s, top_i = flat.topk(min(2 * k, flat.numel()))
+        for (e, rows), (top_s, top_i) in zip(rows_of.items(), _top_per_source(cand, list(rows_of.values()), k),
+                                             strict=True):
             taken = 0
-            for s, f in zip(top_s.tolist(), top_i.tolist(), strict=True):
+            for s, f in zip(top_s, top_i, strict=True):
                 b, t = divmod(f, cand.shape[1])
                 row = rows[b]
                 if t == eos:
