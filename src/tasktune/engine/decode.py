@@ -26,7 +26,7 @@ from tasktune.engine.forward import read_forward
 # Rows (sources x beams) a decoding step runs by default. A step reads every weight whatever the
 # rows, so more rows are nearly free until the matmuls stop being bound by reading weights: on a
 # Zen 4 EPYC, 48 sources a batch decoded greedily 1.9x faster than 8, and beam 5 at 16 sources (80
-# rows) 1.2x faster than at 8, for 0.11-0.14 GB more peak RSS (benchmarks/decode_batch_trial.py,
+# rows) 1.2x faster than at 8, for 0.11-0.15 GB more peak RSS (benchmarks/decode_batch_trial.py,
 # docs/BENCHMARKS.md "Decoding batch size").
 DECODE_ROWS = 80
 
