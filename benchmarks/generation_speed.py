@@ -23,7 +23,6 @@ from __future__ import annotations
 import argparse
 import json
 import statistics
-import subprocess
 import sys
 from pathlib import Path
 
@@ -33,7 +32,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from device_clock import now, peak_gb  # noqa: E402
 from peft_peer import INIT_TEXT, N_VIRTUAL  # noqa: E402
 
-from report import device_section, table, write_section  # noqa: E402
+from report import child_result, device_section, table, write_section  # noqa: E402
 
 DATA = Path(__file__).resolve().parents[2] / "shared" / "data" / "e2e"
 TEMPLATE = "Table: {table}\nText:{answer}"
@@ -136,12 +135,11 @@ def decode_once(args, lib: str, method: str, beams: int, shim: int) -> dict:
     cmd = [sys.executable, __file__, "--one", lib, "--method", method, "--beams", str(beams),
            "--sources", str(args.sources), "--batch", str(args.batch), "--max-new-tokens",
            str(args.max_new_tokens), "--dtype", args.dtype, "--device", args.device, "--peft-shim", str(shim)]
-    out = subprocess.run(cmd, capture_output=True, text=True)
-    line = [x for x in out.stdout.splitlines() if x.startswith("RESULT ")]
-    if line:
-        return json.loads(line[0][7:])
-    err = [x for x in out.stderr.strip().splitlines() if x.strip()]
-    return {"error": (err[-1] if err else f"exit {out.returncode}")[:160]}
+    try:
+        return child_result(cmd)
+    except SystemExit as failed:  # its stderr's tail: keep the last line, and go on with the other rows
+        err = [x for x in str(failed).strip().splitlines() if x.strip()]
+        return {"error": (err[-1] if err else "no RESULT line")[:160]}
 
 
 def child(args) -> None:

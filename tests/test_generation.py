@@ -205,9 +205,9 @@ def test_decoding_batches_sources_of_similar_length_and_returns_them_in_order(mo
     alone = [task.generate([ex], beams=1, max_new_tokens=4)[0] for ex in sources]
     seen, step = [], decode._generate_causal
 
-    def recording(backbone, module, encoder, examples, *args):
-        seen.append([len(encoder.answer_row(ex).ids) for ex in examples])
-        return step(backbone, module, encoder, examples, *args)
+    def recording(backbone, module, rows, *args):
+        seen.append([len(r.ids) for r in rows])
+        return step(backbone, module, rows, *args)
 
     monkeypatch.setattr(decode, "_generate_causal", recording)
     assert task.generate(sources, beams=1, max_new_tokens=4, batch_size=2) == alone
@@ -223,9 +223,9 @@ def test_a_decoding_batch_holds_decode_rows_rows_by_default(monkeypatch):
     sources = [Example({"table": t}, None, f"s{i}") for i, t in enumerate(["a", "b c", "d", "e f g", "h"])]
     seen, step = [], decode._generate_causal
 
-    def recording(backbone, module, encoder, examples, *args):
-        seen.append(len(examples))
-        return step(backbone, module, encoder, examples, *args)
+    def recording(backbone, module, rows, *args):
+        seen.append(len(rows))
+        return step(backbone, module, rows, *args)
 
     monkeypatch.setattr(decode, "_generate_causal", recording)
     monkeypatch.setattr(decode, "DECODE_ROWS", 4)

@@ -14,7 +14,7 @@ from contextlib import nullcontext
 import torch
 
 from tasktune.data.readers import Example
-from tasktune.engine.batch import EVAL_BATCH_SIZE, Batch
+from tasktune.engine.batch import EVAL_BATCH_SIZE, Batch, length_sorted_batches
 from tasktune.engine.decode import generate
 from tasktune.engine.kv_prefix import SharedPrefixCache
 from tasktune.methods.base import TaskModule
@@ -82,11 +82,9 @@ class Task:
     @torch.inference_mode()
     def _raw_scores(self, examples: list[Example], batch_size: int) -> torch.Tensor:
         lengths = [self.objective.example_length(ex) for ex in examples]
-        order = sorted(range(len(examples)), key=lengths.__getitem__)
         out: torch.Tensor | None = None
         self.module.eval()
-        for start in range(0, len(order), batch_size):
-            idx = order[start : start + batch_size]
+        for idx in length_sorted_batches(lengths, batch_size):
             batch, _ = self.batch([Example(examples[i].fields, None, examples[i].where) for i in idx])  # labels unused
             scores = self.scores(batch).float().cpu()
             if out is None:

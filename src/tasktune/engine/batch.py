@@ -71,3 +71,12 @@ def micro_batches(idx: list[int], lengths: list[int], max_tokens: int) -> list[l
         if all(len(p) * lengths[p[-1]] <= max_tokens for p in pieces):
             return pieces
     return [[i] for i in order]
+
+
+def length_sorted_batches(lengths: list[int], batch_size: int) -> list[list[int]]:
+    """Index batches of at most `batch_size` items, items of similar length together (little
+    padding) where they take several batches; a single batch keeps the given order."""
+    order = list(range(len(lengths)))
+    if len(lengths) > batch_size:
+        order.sort(key=lengths.__getitem__)
+    return [order[start : start + batch_size] for start in range(0, len(order), batch_size)]

@@ -19,8 +19,9 @@ import torch
 from tasktune import TasktuneError
 from tasktune.data.readers import Example
 from tasktune.engine import attention_prefix
-from tasktune.engine.batch import Batch, collate
+from tasktune.engine.batch import Batch, collate, length_sorted_batches
 from tasktune.engine.cache_keyword import CACHE, cache_of
+from tasktune.engine.encoding import Row
 from tasktune.engine.forward import read_forward
 
 # Rows (sources x beams) a decoding step runs by default. A step reads every weight whatever the
@@ -50,24 +51,20 @@ def generate(backbone, module, encoder, examples: list[Example], beams: int = 5,
         raise TasktuneError(f"decoding needs a causal or encoder-decoder model, not a {family} one")
     module.eval()
     step = _generate_seq2seq if family == "seq2seq" else _generate_causal
-    batch_size = batch_size or decode_batch_size(beams)
-    order = list(range(len(examples)))
-    if len(examples) > batch_size:
-        order.sort(key=lambda i: len(encoder.answer_row(examples[i]).ids))
+    rows = [encoder.answer_row(ex) for ex in examples]
     out: list[str] = [""] * len(examples)
     with module.compute_context(backbone.device):
-        for start in range(0, len(order), batch_size):
-            idx = order[start : start + batch_size]
-            texts = step(backbone, module, encoder, [examples[i] for i in idx], max(1, beams), max_new_tokens,
-                         length_penalty, min(min_new_tokens, max_new_tokens))
+        for idx in length_sorted_batches([len(r.ids) for r in rows], batch_size or decode_batch_size(beams)):
+            texts = step(backbone, module, [rows[i] for i in idx], max(1, beams), max_new_tokens, length_penalty,
+                         min(min_new_tokens, max_new_tokens))
             for i, text in zip(idx, texts, strict=True):
                 out[i] = text
     return out
 
 
-def _generate_seq2seq(backbone, module, encoder, examples: list[Example], beams: int, max_new_tokens: int,
-                      length_penalty: float, min_new_tokens: int) -> list[str]:
-    batch = collate([encoder.answer_row(ex) for ex in examples], backbone.tokenizer.pad_token_id)
+def _generate_seq2seq(backbone, module, rows: list[Row], beams: int, max_new_tokens: int, length_penalty: float,
+                      min_new_tokens: int) -> list[str]:
+    batch = collate(rows, backbone.tokenizer.pad_token_id)
     inputs = module(backbone, batch.to(backbone.device))
     with attention_prefix.active(inputs.pop(attention_prefix.KEYWORD, None)):
         out = backbone.model.generate(**inputs, num_beams=beams, max_new_tokens=max_new_tokens,
@@ -124,7 +121,7 @@ def _top_per_source(cand: torch.Tensor, groups: list[list[int]], k: int) -> list
     [rows, V] and each source's rows. One top-k over [sources, rows x V] where every source has
     as many rows, in order (as the loop keeps them while no source has ended); else one a source."""
     m = len(groups[0])
-    if all(g == list(range(j * m, (j + 1) * m)) for j, g in enumerate(groups)) and len(cand) == m * len(groups):
+    if all(g == list(range(j * m, (j + 1) * m)) for j, g in enumerate(groups)):
         top_s, top_i = cand.reshape(len(groups), -1).topk(min(2 * k, m * cand.shape[1]), dim=-1)
         return list(zip(top_s.tolist(), top_i.tolist(), strict=True))
     out = []
@@ -135,25 +132,25 @@ def _top_per_source(cand: torch.Tensor, groups: list[list[int]], k: int) -> list
     return out
 
 
-def _generate_causal(backbone, module, encoder, examples: list[Example], k: int, max_new_tokens: int,
-                     length_penalty: float, min_new_tokens: int) -> list[str]:
+def _generate_causal(backbone, module, rows: list[Row], k: int, max_new_tokens: int, length_penalty: float,
+                     min_new_tokens: int) -> list[str]:
     model, tok = backbone.model, backbone.tokenizer
     eos = tok.eos_token_id
-    batch = _left_padded([encoder.answer_row(ex) for ex in examples], tok.pad_token_id).to(backbone.device)
+    batch = _left_padded(rows, tok.pad_token_id).to(backbone.device)
     inputs = module(backbone, batch)
     real_mask = batch.mask
     # each row's KV-prefix length (0 without one; rows of several tasks may differ, padding masked)
     prefix_slots = inputs["attention_mask"].shape[1] - real_mask.shape[1]
     offset = inputs["attention_mask"][:, :prefix_slots].sum(-1, keepdim=True)
     pos = (real_mask.cumsum(-1) - 1).clamp(min=0) + offset
-    last = torch.full((len(examples), 1), pos.shape[1] - 1, device=pos.device)  # left-padded: last column
+    last = torch.full((len(rows), 1), pos.shape[1] - 1, device=pos.device)  # left-padded: last column
     out = read_forward(model, inputs, last, position_ids=pos, use_cache=True)
     cache, mask = cache_of(out), inputs["attention_mask"]
     logp = _next_token_scores(out.logits[:, -1], k)  # [N, V]
     if min_new_tokens >= 1:  # barred after the softmax, as transformers' MinNewTokens processor does
         logp[:, eos] = -float("inf")
 
-    n = len(examples)
+    n = len(rows)
     results = [_Beams(k, length_penalty) for _ in range(n)]
     # alive beams, flattened over sources: owner source, score, tokens so far
     first_scores, first_tok = logp.topk(k, dim=-1)  # [N, k]
