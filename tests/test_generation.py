@@ -246,3 +246,36 @@ def test_one_top_k_over_all_sources_equals_one_a_source():
     uneven = [[0, 1], [2, 3, 4], [5]]  # a source with fewer rows: one top-k a source
     assert _top_per_source(cand[:6], uneven, 2) == [(s.tolist(), i.tolist()) for s, i in
                                                     (cand[g].flatten().topk(4) for g in uneven)]
+
+
+@pytest.mark.parametrize("kind", ["gpt2", "llama", "gemma3"])
+@pytest.mark.parametrize("beams", [1, 3])
+def test_the_prefix_every_source_shares_is_run_once_and_decodes_the_same(monkeypatch, kind, beams):
+    """A soft prompt and the template's opening, the same in every row, run once as a KV prefix
+    of one row (left padding lies after it); the texts equal the prefill over whole rows. Not on a
+    model whose sliding window (tiny Gemma 3's: 4) the rows outgrow: it would see the padding."""
+    from tasktune.engine import decode
+
+    bb = tiny_backbone(kind)
+    task = build_task(bb, "prompt-tuning", PromptTuningConfig(prompt_length=10), TEMPLATE, None,
+                      objective="generation", seed=4)
+    sources = [Example({"table": t}, None, f"s{i}") for i, t in
+               enumerate(["name paris", "name london area city is great", "area city", "name paris area city"])]
+    prefills = []
+    bb.model.register_forward_pre_hook(
+        lambda m, a, kw: prefills.append(kw) if kw.get("inputs_embeds") is not None else None, with_kwargs=True)
+    shared = task.generate(sources, beams=beams, max_new_tokens=6)
+    (kw,) = prefills
+    rows = [task.encoder.answer_row(s) for s in sources]
+    width = max(len(r.ids) for r in rows)
+    common = next(i for i in range(width) if len({(r.ids[i], r.soft[i]) for r in rows}) > 1)
+    assert common > 10  # the soft prompt and the template's opening
+    if kind == "gemma3":
+        assert kw["inputs_embeds"].shape[:2] == (4, width) and decode.CACHE not in kw
+    else:
+        assert kw["inputs_embeds"].shape[:2] == (4, width - common)
+        assert decode.CACHE in kw and kw["attention_mask"].shape[1] == width  # the prefix's slots, then the rows'
+    monkeypatch.setattr(decode, "MIN_SHARED", 10**6)
+    prefills.clear()
+    assert task.generate(sources, beams=beams, max_new_tokens=6) == shared
+    assert prefills[0]["inputs_embeds"].shape[1] == width and decode.CACHE not in prefills[0]

@@ -4,7 +4,9 @@ Causal LMs: sources are left-padded into one batch; the method's inputs (soft pr
 embeddings, or a KV prefix) go in with the prompt, and after that only the cache grows, so the
 task parameters are present at every step. Position ids come from the attention mask (left
 padding) and start after each row's own KV prefix, as in training (rows of several tasks,
-runtime/mixed.py, carry prefixes of several lengths, padding masked). Our own loop because `generate` cannot
+runtime/mixed.py, carry prefixes of several lengths, padding masked). What every row starts
+with (a soft prompt, the template's opening) is run once, as a KV prefix of one row: on E2E
+with 20 virtual tokens that is 24 of a source's ~64 positions, a third of the prefill. Our own loop because `generate` cannot
 start from a cache holding virtual tokens that have no ids; tests check it against `generate`
 on a plain model, and batched decoding against one source at a time.
 
@@ -23,6 +25,7 @@ from tasktune.engine.batch import Batch, collate, length_sorted_batches
 from tasktune.engine.cache_keyword import CACHE, cache_of
 from tasktune.engine.encoding import Row
 from tasktune.engine.forward import read_forward
+from tasktune.engine.kv_prefix import MIN_SHARED, kv_of, with_kv
 
 # Rows (sources x beams) a decoding step runs by default. A step reads every weight whatever the
 # rows, so more rows are nearly free until the matmuls stop being bound by reading weights: on a
@@ -86,6 +89,45 @@ def _left_padded(rows, pad_id: int) -> Batch:
     return batch
 
 
+def _window(config) -> int | None:
+    """The attention window of a model with sliding-window layers (Gemma 3, Mistral), else None."""
+    window = getattr(getattr(config, "get_text_config", lambda: config)(), "sliding_window", None)
+    return window if isinstance(window, int) and window > 0 else None
+
+
+def _shared_prefix(backbone, inputs: dict, batch: Batch, new_tokens: int) -> tuple[dict, torch.Tensor]:
+    """Inputs whose leading positions shared by every row (a soft prompt, the template's opening)
+    run once, as a KV prefix of one row expanded over the batch, and the batch's mask without them.
+    Unchanged where nothing (or under MIN_SHARED positions) is shared, or the method brings its own
+    KV prefix. `batch` is left-padded: row i starts at its own column, its padding first; with the
+    prefix run once the padding lies after it, which a sliding window (over columns) would see
+    where it saw prefix tokens, so a model with one shares only where every column fits in it."""
+    mask = batch.mask
+    window = _window(backbone.model.config)
+    if CACHE in inputs or len(mask) < 2 or (window is not None and mask.shape[1] + new_tokens > window):
+        return inputs, mask
+    key = "inputs_embeds" if "inputs_embeds" in inputs else "input_ids"
+    x = inputs[key]
+    lengths = mask.sum(-1)
+    width, reach = mask.shape[1], int(lengths.min()) - 1  # every row keeps a position of its own
+    if reach < MIN_SHARED:
+        return inputs, mask
+    cols = (width - lengths)[:, None] + torch.arange(reach, device=mask.device)  # each row's first columns
+    lead = x.gather(1, cols if x.dim() == 2 else cols[..., None].expand(-1, -1, x.shape[-1]))
+    same = (lead == lead[:1]) if x.dim() == 2 else (lead == lead[:1]).all(-1)
+    same = same.all(0)
+    p = int(same.float().argmin()) if not bool(same.all()) else reach
+    if p < MIN_SHARED:
+        return inputs, mask
+    kv = kv_of(backbone, lead[:1, :p])
+    # drop the p shared columns of each row, which start where its padding ends
+    j = torch.arange(width - p, device=mask.device)[None]
+    src = j + p * (j >= (width - lengths)[:, None])
+    rest_mask = mask.gather(1, src)
+    rest = x.gather(1, src if x.dim() == 2 else src[..., None].expand(-1, -1, x.shape[-1]))
+    return with_kv({**inputs, key: rest, "attention_mask": rest_mask}, kv, backbone.model.config), rest_mask
+
+
 class _Beams:
     """The finished hypotheses of one source."""
 
@@ -137,8 +179,7 @@ def _generate_causal(backbone, module, rows: list[Row], k: int, max_new_tokens: 
     model, tok = backbone.model, backbone.tokenizer
     eos = tok.eos_token_id
     batch = _left_padded(rows, tok.pad_token_id).to(backbone.device)
-    inputs = module(backbone, batch)
-    real_mask = batch.mask
+    inputs, real_mask = _shared_prefix(backbone, module(backbone, batch), batch, max_new_tokens)
     # each row's KV-prefix length (0 without one; rows of several tasks may differ, padding masked)
     prefix_slots = inputs["attention_mask"].shape[1] - real_mask.shape[1]
     offset = inputs["attention_mask"][:, :prefix_slots].sum(-1, keepdim=True)

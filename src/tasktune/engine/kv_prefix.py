@@ -18,6 +18,10 @@ from tasktune.engine.cache_keyword import CACHE, cache_of
 
 KV = list[tuple[torch.Tensor, torch.Tensor]]
 
+# Leading positions shared by every row worth running once: shorter ones save less than the
+# expansion and the extra call cost.
+MIN_SHARED = 8
+
 
 def kv_of(backbone, prefix: torch.Tensor) -> KV:
     """KV cache of a prefix (causal LMs): token ids [1, P] or input embeddings [1, P, H]. Runs the
@@ -67,7 +71,7 @@ class SharedPrefixCache:
     (evaluation during training) never hit a stale entry; in training it is recomputed with
     gradients once per forward instead of once per row, or, inside step(), once per optimizer step."""
 
-    def __init__(self, min_length: int = 8):
+    def __init__(self, min_length: int = MIN_SHARED):
         self.min_length = min_length
         self.key: torch.Tensor | None = None  # ids [P] or input embeddings [P, H] of the stored prefix
         self.kv: KV | None = None
