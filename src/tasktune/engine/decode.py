@@ -6,9 +6,9 @@ task parameters are present at every step. Position ids come from the attention 
 padding) and start after each row's own KV prefix, as in training (rows of several tasks,
 runtime/mixed.py, carry prefixes of several lengths, padding masked). What every row starts
 with (a soft prompt, the template's opening) is run once, as a KV prefix of one row: on E2E
-with 20 virtual tokens that is 24 of a source's ~64 positions, a third of the prefill. Our own loop because `generate` cannot
-start from a cache holding virtual tokens that have no ids; tests check it against `generate`
-on a plain model, and batched decoding against one source at a time.
+with 20 virtual tokens that is 24 of a source's ~64 positions, a third of the prefill. Our own
+loop because `generate` cannot start from a cache holding virtual tokens that have no ids; tests
+check it against `generate` on a plain model, and batched decoding against one source at a time.
 
 Encoder-decoder models: the soft prompt sits in the encoder's input embeddings and prefixes
 are added inside attention at every call, so transformers' `generate` runs unchanged.
@@ -29,8 +29,8 @@ from tasktune.engine.kv_prefix import MIN_SHARED, kv_of, with_kv
 
 # Rows (sources x beams) a decoding step runs by default. A step reads every weight whatever the
 # rows, so more rows are nearly free until the matmuls stop being bound by reading weights: on a
-# Zen 4 EPYC, 48 sources a batch decoded greedily 1.9x faster than 8, and beam 5 at 16 sources (80
-# rows) 1.2x faster than at 8, for 0.11-0.15 GB more peak RSS (benchmarks/decode_batch_trial.py,
+# Zen 4 EPYC, 48 sources a batch decoded greedily 2.2x faster than 8, and beam 5 at 16 sources (80
+# rows) 1.17x faster than at 8, for 0.11-0.15 GB more peak RSS (benchmarks/decode_batch_trial.py,
 # docs/BENCHMARKS.md "Decoding batch size").
 DECODE_ROWS = 80
 
