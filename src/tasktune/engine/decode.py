@@ -95,6 +95,11 @@ def _window(config) -> int | None:
     return window if isinstance(window, int) and window > 0 else None
 
 
+def _columns(x: torch.Tensor, idx: torch.Tensor) -> torch.Tensor:
+    """Each row's columns `idx` [rows, n] of token ids [rows, T] or input embeddings [rows, T, H]."""
+    return x.gather(1, idx if x.dim() == 2 else idx[..., None].expand(-1, -1, x.shape[-1]))
+
+
 def _shared_prefix(backbone, inputs: dict, batch: Batch, new_tokens: int) -> tuple[dict, torch.Tensor]:
     """Inputs whose leading positions shared by every row (a soft prompt, the template's opening)
     run once, as a KV prefix of one row expanded over the batch, and the batch's mask without them.
@@ -110,22 +115,20 @@ def _shared_prefix(backbone, inputs: dict, batch: Batch, new_tokens: int) -> tup
     x = inputs[key]
     lengths = mask.sum(-1)
     width, reach = mask.shape[1], int(lengths.min()) - 1  # every row keeps a position of its own
+    starts = (width - lengths)[:, None]  # each row's first real column
     if reach < MIN_SHARED:
         return inputs, mask
-    cols = (width - lengths)[:, None] + torch.arange(reach, device=mask.device)  # each row's first columns
-    lead = x.gather(1, cols if x.dim() == 2 else cols[..., None].expand(-1, -1, x.shape[-1]))
-    same = (lead == lead[:1]) if x.dim() == 2 else (lead == lead[:1]).all(-1)
-    same = same.all(0)
+    lead = _columns(x, starts + torch.arange(reach, device=mask.device))
+    same = (lead == lead[:1]).reshape(*lead.shape[:2], -1).all(-1).all(0)  # a position equal in every row
     p = int(same.float().argmin()) if not bool(same.all()) else reach
     if p < MIN_SHARED:
         return inputs, mask
     kv = kv_of(backbone, lead[:1, :p])
     # drop the p shared columns of each row, which start where its padding ends
     j = torch.arange(width - p, device=mask.device)[None]
-    src = j + p * (j >= (width - lengths)[:, None])
+    src = j + p * (j >= starts)
     rest_mask = mask.gather(1, src)
-    rest = x.gather(1, src if x.dim() == 2 else src[..., None].expand(-1, -1, x.shape[-1]))
-    return with_kv({**inputs, key: rest, "attention_mask": rest_mask}, kv, backbone.model.config), rest_mask
+    return with_kv({**inputs, key: _columns(x, src), "attention_mask": rest_mask}, kv, backbone.model.config), rest_mask
 
 
 class _Beams:
