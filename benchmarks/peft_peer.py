@@ -122,7 +122,15 @@ def generate_ready(model):
     ~14x slower. Renaming the key back in what the base model prepares restores PEFT's logic:
     greedy outputs equal the cache-free decode again (checked on SmolLM2 for prompt and prefix
     tuning). The peer is timed with this shim, i.e. at its intended best. The name it restores warns
-    (deprecated) and goes in transformers 5.40: PEFT has to follow before then."""
+    (deprecated) and goes in transformers 5.40: PEFT has to follow before then.
+
+    PEFT 0.22.0 followed: its own `generate` equals the cache-free decode again, and the shim, which
+    renames the key back, makes it inject the virtual tokens again. So it applies to PEFT < 0.22 only."""
+    import peft
+    from packaging.version import Version
+
+    if Version(peft.__version__) >= Version("0.22"):
+        return model
     prepare = model.base_model_prepare_inputs_for_generation
 
     def renamed(*args, **kwargs):

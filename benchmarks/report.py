@@ -49,17 +49,24 @@ def isa_section(base: str, device: torch.device | str = "cpu") -> tuple[str, str
     section per kind (`base`_amx, `base`_avx512_bf16, ...), since an AMX Xeon and an AVX-512 BF16
     EPYC differ several-fold in bf16 speed and issue 18 sets a target for each. A Zen 4 is its own
     kind (`base`_avx512_bf16_zen4): it runs AVX-512 as two 256-bit halves, half the bf16 GEMM rate of
-    the full-width EPYC the `base`_avx512_bf16 sections ran on. A GPU run is its own section too
+    the full-width EPYC the `base`_avx512_bf16 sections ran on; so is an Intel core with AVX-512 BF16 and
+    no AMX (`base`_avx512_bf16_emerald_rapids), whose bf16 runs slower than its fp32. A GPU run is its own section too
     (`base`_h200: the GPU's name)."""
     from tasktune.provenance import cpu_core, cpu_info, cpu_isa
 
     gpu = gpu_name(device)
     if gpu:
         return f"{base}_" + re.sub(r"[^a-z0-9]+", "_", gpu.lower().removeprefix("nvidia ")).strip("_"), gpu
-    isa = cpu_isa(cpu_info()[1]) or "other"
+    name, flags = cpu_info()
+    isa = cpu_isa(flags) or "other"
     slug = isa.lower().replace("-", "").replace(" ", "_")
-    if cpu_core() == "Zen 4":
+    core = cpu_core()
+    if core == "Zen 4":
         return f"{base}_{slug}_zen4", f"{isa} (Zen 4)"
+    if isa == "AVX-512 BF16" and "Intel" in name and core:
+        # an Intel Xeon whose AMX the hypervisor hides (Emerald Rapids here: bf16 GEMMs at 145 GFLOP/s, slower
+        # than its fp32), nothing like the full-width EPYC of the plain _avx512_bf16 sections
+        return f"{base}_{slug}_" + re.sub(r"[^a-z0-9]+", "_", core.lower()).strip("_"), f"{isa} ({core}, no AMX)"
     return f"{base}_{slug}", isa
 
 

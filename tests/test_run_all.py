@@ -3,6 +3,8 @@
 import re
 from pathlib import Path
 
+import pytest
+
 ROOT = Path(__file__).resolve().parents[1]
 
 
@@ -38,6 +40,24 @@ def test_gpu_runs_publish_their_own_sections(monkeypatch):
     monkeypatch.setattr(report, "gpu_name", lambda device="cpu": "NVIDIA H200" if str(device) != "cpu" else "")
     assert report.isa_section("speed_vs_peft", "cuda") == ("speed_vs_peft_h200", "NVIDIA H200")
     assert report.device_section("cost_curves", "cuda") == "cost_curves_h200"
+
+
+@pytest.mark.parametrize("name,flags,core,section", [
+    ("Intel(R) Xeon(R) Processor", {"avx512f", "avx512_bf16", "amx_bf16", "amx_tile"}, "Sapphire Rapids", "x_amx"),
+    ("Intel(R) Xeon(R) Processor", {"avx512f", "avx512_bf16"}, "Emerald Rapids", "x_avx512_bf16_emerald_rapids"),
+    ("AMD EPYC 9R14", {"avx512f", "avx512_bf16"}, "Zen 4", "x_avx512_bf16_zen4"),
+    ("AMD EPYC", {"avx512f", "avx512_bf16"}, "Zen 5", "x_avx512_bf16"),
+])
+def test_each_kind_of_matrix_unit_publishes_its_own_section(monkeypatch, name, flags, core, section):
+    """A machine whose bf16 speed differs several-fold never overwrites another kind's figures."""
+    import tasktune.provenance as prov
+
+    monkeypatch.syspath_prepend(str(ROOT / "benchmarks"))
+    import report
+
+    monkeypatch.setattr(prov, "cpu_info", lambda: (name, frozenset(flags)))
+    monkeypatch.setattr(prov, "cpu_core", lambda: core)
+    assert report.isa_section("x", "cpu")[0] == section
 
 
 def test_speed_vs_peft_merges_rounds_into_medians_and_keeps_errors_out(monkeypatch):
