@@ -9,7 +9,7 @@
 set -u
 cd "$(dirname "$0")/.."
 for b in "speed_vs_peft.py --steps 8 --eval-n 128" "memory.py" "serve_scale.py" "cost_curves.py" \
-         "gemm_shapes.py" "load_time.py --runs 3" "compile_trial.py --report" "allocator_trial.py --rounds 2" \
+         "gemm_shapes.py" "auto_dtype.py --rounds 2" "load_time.py --runs 3" "compile_trial.py --report" "allocator_trial.py --rounds 2" \
          "fusion_trial.py --rounds 3" "packing_trial.py --rounds 3" "last_layer_trial.py --rounds 3" "eval_batch_trial.py --rounds 2" \
          "serve_load.py --requests 1000 --clients 32" "parity.py --train-steps 150" "parity.py --noise-floor 150" \
          "icl.py --probe-n 20 --seeds 3" "facts_probing.py --steps 80" \
