@@ -44,6 +44,11 @@ def machine(device: torch.device | str = "cpu") -> str:
             f"{datetime.date.today().isoformat()}")
 
 
+def _slug(name: str) -> str:
+    """A section-name piece: "H200 NVL" -> "h200_nvl"."""
+    return re.sub(r"[^a-z0-9]+", "_", name.lower()).strip("_")
+
+
 def isa_section(base: str, device: torch.device | str = "cpu") -> tuple[str, str]:
     """(section name, matrix unit) for a benchmark whose figures depend on the kind of matrix unit: one
     section per kind (`base`_amx, `base`_avx512_bf16, ...), since an AMX Xeon and an AVX-512 BF16
@@ -56,7 +61,7 @@ def isa_section(base: str, device: torch.device | str = "cpu") -> tuple[str, str
 
     gpu = gpu_name(device)
     if gpu:
-        return f"{base}_" + re.sub(r"[^a-z0-9]+", "_", gpu.lower().removeprefix("nvidia ")).strip("_"), gpu
+        return f"{base}_{_slug(gpu.lower().removeprefix('nvidia '))}", gpu
     name, flags = cpu_info()
     isa = cpu_isa(flags) or "other"
     slug = isa.lower().replace("-", "").replace(" ", "_")
@@ -66,7 +71,7 @@ def isa_section(base: str, device: torch.device | str = "cpu") -> tuple[str, str
     if isa == "AVX-512 BF16" and "Intel" in name and core:
         # an Intel Xeon whose AMX the hypervisor hides (Emerald Rapids here: bf16 GEMMs at 145 GFLOP/s, slower
         # than its fp32), nothing like the full-width EPYC of the plain _avx512_bf16 sections
-        return f"{base}_{slug}_" + re.sub(r"[^a-z0-9]+", "_", core.lower()).strip("_"), f"{isa} ({core}, no AMX)"
+        return f"{base}_{slug}_{_slug(core)}", f"{isa} ({core}, no AMX)"
     return f"{base}_{slug}", isa
 
 

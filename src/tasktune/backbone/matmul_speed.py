@@ -2,7 +2,7 @@
 
 The flags say a CPU can multiply bf16, not that it is fast at it. An Intel Xeon (Emerald Rapids) whose
 hypervisor hides AMX lists avx512_bf16, yet ran bf16 GEMMs at 145 GFLOP/s against fp32's 218-265, and a
-bf16 prompt-tuning step 1.2x slower than fp32 (docs/BENCHMARKS.md, "auto dtype"). So `--dtype auto` asks
+bf16 prompt-tuning step 1.2x slower than fp32 (docs/BENCHMARKS.md, "What `--dtype auto` picks"). So `--dtype auto` asks
 this module, which times one linear layer at a transformer's shape in both dtypes and keeps the answer in
 the cache folder, keyed by what decides it (CPU, flags, threads, torch), so the ~0.2 s is paid once.
 """
@@ -85,6 +85,7 @@ def _read(path: Path) -> dict:
 
 def _write(path: Path, data: dict) -> None:
     """Atomically (temporary file + rename); a cache that cannot be written is measured again next time."""
+    tmp = None
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
         fd, tmp = tempfile.mkstemp(prefix=f".{path.name}-", dir=path.parent)
@@ -92,7 +93,8 @@ def _write(path: Path, data: dict) -> None:
             json.dump(data, f, indent=1)
         os.replace(tmp, path)
     except OSError:
-        pass
+        if tmp:
+            Path(tmp).unlink(missing_ok=True)
 
 
 @lru_cache(maxsize=1)
